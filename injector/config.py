@@ -1,0 +1,111 @@
+"""The injector's configuration: one validated object, read once from the environment, passed down.
+
+Every knob the Helm chart sets arrives as a ``LIFEBOAT_INJECTOR_*`` variable. Validation happens
+at start-up so a typo in the chart fails the Deployment rollout loudly instead of producing pods
+that cannot back up. No module reads the environment on its own; they receive this object.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Names shared by the decision, the patch, the controller and the chart. They are part of the
+# user-visible contract (docs/injector.md), so they live in one place.
+INJECT_NAMESPACE_LABEL = "lifeboat.dev/inject"
+INJECT_NAMESPACE_VALUE = "enabled"
+BACKUP_LABEL = "backup"
+SKIP_ANNOTATION = "lifeboat.dev/skip"
+INJECTED_ANNOTATION = "lifeboat.dev/injected"
+SCHEDULE_ANNOTATION = "lifeboat.dev/schedule"
+RETENTION_ANNOTATION = "lifeboat.dev/retention"
+SNAPSHOT_ANNOTATION = "lifeboat.dev/restore-snapshot"
+ADOPT_ANNOTATION = "lifeboat.dev/adopt"
+REPOSITORY_ANNOTATION = "lifeboat.dev/repository"
+RESTORE_CONTAINER = "lifeboat-restore"
+BACKUP_CONTAINER = "lifeboat-backup"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "lifeboat"
+
+# The keys of the per-namespace Secret; each is also the env variable name in the injected containers.
+CREDENTIAL_KEYS = (
+    "LIFEBOAT_S3_ENDPOINT",
+    "LIFEBOAT_S3_BUCKET",
+    "LIFEBOAT_S3_PREFIX",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "RESTIC_PASSWORD",
+)
+# The key of the source Secret (injector namespace) holding the master password.
+MASTER_PASSWORD_KEY = "RESTIC_MASTER_PASSWORD"  # noqa: S105 - a key name
+
+
+class InjectorSettings(BaseSettings):
+    """All injector settings. Defaults match the chart's defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="LIFEBOAT_INJECTOR_", extra="ignore", frozen=True)
+
+    # What gets injected.
+    image: str = Field("docker.io/library/lifeboat:dev", min_length=1)
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    credentials_secret: str = Field("lifeboat-credentials", min_length=1, max_length=253)
+    metrics_port: int = Field(9090, ge=1, le=65535)
+    final_backup_timeout_seconds: int = Field(300, ge=0, le=86400)
+    restore_deadline_seconds: int = Field(0, ge=0)
+    restic_cache_size_limit: str = "2Gi"
+    state_dir: str = "/var/run/lifeboat"
+    cache_dir: str = "/var/cache/restic"
+    data_root: str = "/lifeboat/volumes"
+    # "auto" asks the API server its version at start-up; native sidecars need >= 1.29.
+    native_sidecars: Literal["auto", "true", "false"] = "auto"
+    cpu_request: str = "10m"
+    memory_request: str = "64Mi"
+    memory_limit: str = "512Mi"
+
+    # Where the injector runs and what it may touch.
+    namespace: str = "lifeboat"
+    service_name: str = "lifeboat-injector"
+    webhook_config_name: str = "lifeboat-injector"
+    source_secret: str = "lifeboat-source"  # noqa: S105 - a Secret name
+    excluded_namespaces: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
+
+    # Serving.
+    listen_host: str = "0.0.0.0"  # noqa: S104 - the webhook must be reachable through its Service
+    port: int = Field(8443, ge=1, le=65535)
+    plain_port: int = Field(8080, ge=0, le=65535)  # probes and /metrics; 0 disables
+    max_request_bytes: int = Field(3 * 1024 * 1024, ge=1024)
+    tls_mode: Literal["bootstrap", "files"] = "bootstrap"
+    tls_cert_file: str = "/tls/tls.crt"
+    tls_key_file: str = "/tls/tls.key"
+    tls_secret: str = "lifeboat-injector-tls"  # noqa: S105 - a Secret name
+    tls_reload_seconds: float = Field(30.0, gt=0)
+    cert_validity_days: int = Field(90, ge=2)
+    cert_renew_before_days: int = Field(30, ge=1)
+
+    # Controller loop (credential mirroring, un-injected pod reports).
+    controller_enabled: bool = True
+    resync_seconds: float = Field(300.0, gt=0)
+
+    @field_validator("restic_cache_size_limit", "memory_request", "memory_limit", "cpu_request")
+    @classmethod
+    def _quantity(cls, value: str) -> str:
+        import re
+
+        if not re.fullmatch(r"[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?", value):
+            raise ValueError(f"{value!r} is not a Kubernetes quantity (examples: 2Gi, 512Mi, 10m)")
+        return value
+
+    @field_validator("state_dir", "cache_dir", "data_root")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/") or value.rstrip("/") == "":
+            raise ValueError(f"{value!r} must be an absolute path other than /")
+        return value.rstrip("/")
+
+    @property
+    def service_dns_names(self) -> list[str]:
+        """The names the API server may use to reach the webhook Service."""
+        svc, ns = self.service_name, self.namespace
+        return [svc, f"{svc}.{ns}", f"{svc}.{ns}.svc", f"{svc}.{ns}.svc.cluster.local"]

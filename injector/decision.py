@@ -1,0 +1,386 @@
+"""Whether and how to inject a pod: pure functions over plain data, table-tested.
+
+The admission edge reads the pod, the PVCs it mounts (from the watch cache or a direct GET) and
+the namespace labels, then calls :func:`decide`. Everything that could go wrong with a user's
+labels or annotations is turned into a message that names the field and the fix.
+
+The one rule that outranks convenience: a pod that mounts a PVC labelled for backup is never
+admitted without the restore container. If such a PVC cannot be read, or its annotations cannot
+be understood, the pod is denied; the controller that created it retries, and the pod starts on
+its restored data once the problem is fixed, instead of starting empty next to its backup.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from injector.config import (
+    ADOPT_ANNOTATION,
+    BACKUP_CONTAINER,
+    BACKUP_LABEL,
+    INJECT_NAMESPACE_LABEL,
+    INJECT_NAMESPACE_VALUE,
+    REPOSITORY_ANNOTATION,
+    RESTORE_CONTAINER,
+    RETENTION_ANNOTATION,
+    SCHEDULE_ANNOTATION,
+    SKIP_ANNOTATION,
+    SNAPSHOT_ANNOTATION,
+)
+
+BACKUP_VALUES = ("hourly", "daily")
+RETENTION_KEYS = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+POD_SECURITY_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+
+Hardening = Literal["root-minimal-capabilities", "non-root"]
+
+
+@dataclass(frozen=True)
+class PvcInfo:
+    """What the decision needs to know about one PersistentVolumeClaim."""
+
+    name: str
+    uid: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PvcUnavailable:
+    """A PVC the injector could not read: missing, forbidden, or the API server failed."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PodRequest:
+    """The parts of an AdmissionRequest the decision looks at."""
+
+    uid: str
+    operation: str
+    resource: str
+    sub_resource: str
+    namespace: str
+    pod: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Facts about the cluster and the injector, gathered at the edges."""
+
+    own_namespace: str
+    excluded_namespaces: Sequence[str] = ("kube-system",)
+    native_sidecars: bool = True
+    namespace_labels: Mapping[str, str] | None = None  # None: unknown (trust the namespaceSelector)
+
+
+@dataclass(frozen=True)
+class VolumePlan:
+    """One labelled PVC, resolved into the settings the runtime receives."""
+
+    pvc: str
+    volume: str
+    uid: str
+    schedule: str
+    retention: str | None = None
+    snapshot: str | None = None
+    adopt: bool = False
+    repository: str | None = None
+
+
+@dataclass(frozen=True)
+class Admit:
+    """Let the pod through unchanged."""
+
+    reason: str
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Deny:
+    """Refuse the pod; the message reaches the user (kubectl, controller events)."""
+
+    message: str
+    code: int = 403
+
+
+@dataclass(frozen=True)
+class Inject:
+    """Add the restore init container and the backup sidecar for these volumes."""
+
+    volumes: tuple[VolumePlan, ...]
+    schedule: str
+    retention: str | None
+    adopt: bool
+    native_sidecar: bool
+    hardening: Hardening
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    warnings: tuple[str, ...] = ()
+
+
+Decision = Admit | Deny | Inject
+
+
+class InvalidSetting(ValueError):
+    """A label or annotation value the runtime could not act on."""
+
+
+def pvc_claims(pod: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(volume name, claim name) for each ``persistentVolumeClaim`` volume, first volume per claim."""
+    seen: set[str] = set()
+    claims: list[tuple[str, str]] = []
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        source = volume.get("persistentVolumeClaim") if isinstance(volume, Mapping) else None
+        if not isinstance(source, Mapping):
+            continue
+        claim = source.get("claimName")
+        if isinstance(claim, str) and claim and claim not in seen:
+            seen.add(claim)
+            claims.append((str(volume.get("name", "")), claim))
+    return claims
+
+
+def is_injected(pod: Mapping[str, Any]) -> bool:
+    """True once the restore container is present: a reinvocation must not inject twice."""
+    spec = pod.get("spec") or {}
+    return any(
+        isinstance(c, Mapping) and c.get("name") == RESTORE_CONTAINER
+        for c in spec.get("initContainers") or []
+    )
+
+
+def precheck(request: PodRequest, context: Context) -> Admit | None:
+    """The reasons to admit unchanged that need no PVC lookup; None means "look up the PVCs"."""
+    if request.resource != "pods" or request.sub_resource:
+        return Admit(f"not a pod: {request.resource}/{request.sub_resource}".rstrip("/"))
+    if request.operation != "CREATE":
+        return Admit(f"operation {request.operation} is not CREATE")
+    if request.namespace == context.own_namespace or request.namespace in context.excluded_namespaces:
+        return Admit(f"namespace {request.namespace} is never injected")
+    labels = context.namespace_labels
+    if labels is not None and labels.get(INJECT_NAMESPACE_LABEL) != INJECT_NAMESPACE_VALUE:
+        return Admit(f"namespace {request.namespace} is not labelled {INJECT_NAMESPACE_LABEL}=enabled")
+    annotations = (request.pod.get("metadata") or {}).get("annotations") or {}
+    if str(annotations.get(SKIP_ANNOTATION, "")).lower() == "true":
+        return Admit(f"pod annotation {SKIP_ANNOTATION}=true")
+    if is_injected(request.pod):
+        return Admit("already injected")
+    if not pvc_claims(request.pod):
+        return Admit("no persistentVolumeClaim volumes")
+    return None
+
+
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?\-]+$")
+
+
+def parse_schedule(value: str, source: str) -> str:
+    """``hourly``, ``daily`` or a 5-field cron expression, as the runtime accepts them."""
+    value = value.strip()
+    if value in BACKUP_VALUES:
+        return value
+    fields = value.split()
+    if len(fields) == 5 and all(_CRON_FIELD.match(f) for f in fields):
+        return " ".join(fields)
+    raise InvalidSetting(
+        f"{source}={value!r} is not a schedule; use hourly, daily or a 5-field cron expression "
+        f'such as "0 3 * * *"'
+    )
+
+
+def parse_retention(value: str, source: str) -> str:
+    """``hourly=24,daily=7,weekly=4,monthly=6``: known keys, positive counts, normalised."""
+    parts: dict[str, int] = {}
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, count = item.partition("=")
+        key, count = key.strip(), count.strip()
+        if not sep or key not in RETENTION_KEYS or not count.isdigit() or int(count) < 1 or key in parts:
+            raise InvalidSetting(
+                f"{source}={value!r}: {item!r} is not a retention rule; use comma-separated KEY=COUNT "
+                f"with KEY one of {', '.join(RETENTION_KEYS)} and COUNT >= 1, "
+                f'e.g. "hourly=24,daily=7,weekly=4,monthly=6"'
+            )
+        parts[key] = int(count)
+    if not parts:
+        raise InvalidSetting(f'{source} is empty; remove it or set e.g. "daily=7,weekly=4"')
+    return ",".join(f"{k}={parts[k]}" for k in RETENTION_KEYS if k in parts)
+
+
+_SNAPSHOT_ID = re.compile(r"^[0-9a-f]{8,64}$")
+
+
+def parse_snapshot(value: str, source: str) -> str:
+    """A restic snapshot id (8-64 hex digits), ``latest``, or an RFC 3339 time with a zone."""
+    value = value.strip()
+    if value == "latest" or _SNAPSHOT_ID.match(value):
+        return value
+    try:
+        moment = _dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is not None and moment.tzinfo is not None and "T" in value.upper():
+        return value
+    raise InvalidSetting(
+        f"{source}={value!r} is neither a snapshot id (8-64 hex digits) nor an RFC 3339 time with a "
+        f'zone such as "2026-01-31T23:00:00Z"; fix it or remove the annotation to restore the latest'
+    )
+
+
+def parse_adopt(value: str, source: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    raise InvalidSetting(f'{source}={value!r} must be "true" or "false"')
+
+
+_REPOSITORY = re.compile(r"^s3:[^\s@]+$")
+
+
+def parse_repository(value: str, source: str) -> str:
+    """An ``s3:`` restic repository URL; credentials in it are refused (they would land in argv)."""
+    value = value.strip()
+    if _REPOSITORY.match(value):
+        return value
+    raise InvalidSetting(
+        f"{source}={value!r} must be a restic s3 URL such as "
+        f'"s3:https://s3.example.com/bucket/path" without credentials (keys come from the Secret)'
+    )
+
+
+def volume_plan(volume: str, pvc: PvcInfo) -> VolumePlan:
+    """Resolves one labelled PVC's annotations; raises InvalidSetting naming the field."""
+    where = f"PVC {pvc.name}: annotation "
+    ann = pvc.annotations
+    schedule = pvc.labels[BACKUP_LABEL]
+    if SCHEDULE_ANNOTATION in ann:
+        schedule = parse_schedule(ann[SCHEDULE_ANNOTATION], where + SCHEDULE_ANNOTATION)
+    retention = snapshot = repository = None
+    if RETENTION_ANNOTATION in ann:
+        retention = parse_retention(ann[RETENTION_ANNOTATION], where + RETENTION_ANNOTATION)
+    if SNAPSHOT_ANNOTATION in ann:
+        snapshot = parse_snapshot(ann[SNAPSHOT_ANNOTATION], where + SNAPSHOT_ANNOTATION)
+    if REPOSITORY_ANNOTATION in ann:
+        repository = parse_repository(ann[REPOSITORY_ANNOTATION], where + REPOSITORY_ANNOTATION)
+    adopt = parse_adopt(ann[ADOPT_ANNOTATION], where + ADOPT_ANNOTATION) if ADOPT_ANNOTATION in ann else False
+    return VolumePlan(
+        pvc=pvc.name,
+        volume=volume,
+        uid=pvc.uid,
+        schedule=schedule,
+        retention=retention,
+        snapshot=snapshot,
+        adopt=adopt,
+        repository=repository,
+    )
+
+
+def _hardening(
+    pod: Mapping[str, Any], namespace_labels: Mapping[str, str] | None
+) -> tuple[Hardening, int | None, int | None]:
+    """Root with three capabilities preserves file ownership; restricted namespaces get non-root."""
+    security = (pod.get("spec") or {}).get("securityContext") or {}
+    restricted = (namespace_labels or {}).get(POD_SECURITY_ENFORCE_LABEL) == "restricted"
+    if restricted or security.get("runAsNonRoot") is True:
+        user = security.get("runAsUser")
+        group = security.get("runAsGroup")
+        return (
+            "non-root",
+            user if isinstance(user, int) and user > 0 else 65532,
+            group if isinstance(group, int) else None,
+        )
+    return "root-minimal-capabilities", None, None
+
+
+def _merge_schedules(plans: Sequence[VolumePlan]) -> tuple[str, tuple[str, ...]]:
+    """One sidecar, one schedule: the most frequent wins, so no volume is backed up less often."""
+    schedules = list(dict.fromkeys(p.schedule for p in plans))
+    if len(schedules) == 1:
+        return schedules[0], ()
+    chosen = "hourly" if "hourly" in schedules else schedules[0]
+    return chosen, (
+        f"Lifeboat: PVCs in this pod ask for different schedules ({', '.join(schedules)}); the pod's "
+        f"backup sidecar uses {chosen!r} for all of them. Give them the same schedule to silence this.",
+    )
+
+
+def decide(
+    request: PodRequest,
+    pvcs: Mapping[str, PvcInfo | PvcUnavailable],
+    context: Context,
+) -> Decision:
+    """The admission decision for a pod, given the PVCs it mounts (looked up by claim name)."""
+    early = precheck(request, context)
+    if early is not None:
+        return early
+    pod = request.pod
+    warnings: list[str] = []
+    plans: list[VolumePlan] = []
+    for volume, claim in pvc_claims(pod):
+        info = pvcs.get(claim)
+        if info is None or isinstance(info, PvcUnavailable):
+            reason = info.reason if info is not None else "not looked up"
+            return Deny(
+                f"Lifeboat cannot read PersistentVolumeClaim {request.namespace}/{claim} ({reason}); "
+                f"the pod is refused so it never starts without restoring a backup. Create the PVC "
+                f"(or fix the injector's access to it) and the pod will be retried; to run it "
+                f'without Lifeboat, annotate the pod {SKIP_ANNOTATION}: "true".'
+            )
+        value = info.labels.get(BACKUP_LABEL)
+        if value is None:
+            continue
+        if value not in BACKUP_VALUES:
+            warnings.append(
+                f"Lifeboat: PVC {claim} has label {BACKUP_LABEL}={value!r}, which is not backed up; "
+                f"allowed values are {' or '.join(BACKUP_VALUES)} (or remove the label)."
+            )
+            continue
+        try:
+            plans.append(volume_plan(volume, info))
+        except InvalidSetting as exc:
+            return Deny(
+                f"Lifeboat refuses the pod because {exc}. Fix the PVC annotation; the pod will be retried."
+            )
+    if not plans:
+        return Admit("no PVC labelled for backup", tuple(warnings))
+    taken = {
+        c.get("name")
+        for key in ("containers", "initContainers")
+        for c in (pod.get("spec") or {}).get(key) or []
+        if isinstance(c, Mapping)
+    }
+    if BACKUP_CONTAINER in taken:
+        return Deny(
+            f"Lifeboat refuses the pod: its container name {BACKUP_CONTAINER!r} is reserved for the backup "
+            f"sidecar. Rename that container."
+        )
+    schedule, schedule_warnings = _merge_schedules(plans)
+    retention = next((p.retention for p in plans if p.retention), None)
+    hardening, user, group = _hardening(pod, context.namespace_labels)
+    return Inject(
+        volumes=tuple(plans),
+        schedule=schedule,
+        retention=retention,
+        adopt=any(p.adopt for p in plans),
+        native_sidecar=context.native_sidecars,
+        hardening=hardening,
+        run_as_user=user,
+        run_as_group=group,
+        warnings=(*warnings, *schedule_warnings),
+    )
+
+
+def native_sidecars_supported(major: str, minor: str) -> bool:
+    """Native sidecars (init containers with restartPolicy Always) are on by default from 1.29."""
+    digits = re.match(r"\d+", minor or "")
+    try:
+        return (int(major), int(digits.group(0) if digits else -1)) >= (1, 29)
+    except ValueError:
+        return False

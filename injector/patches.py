@@ -1,0 +1,224 @@
+"""The JSON Patch that turns an :class:`~injector.decision.Inject` into containers: pure.
+
+Modelled on controller-runtime's split: the decision says *what*, this module says *which
+operations*, and the admission edge only encodes them. Everything the runtime reads is set here,
+in one place, so the contract with ``lifeboat restore`` / ``lifeboat sidecar`` is easy to audit:
+
+* ``lifeboat-restore`` goes first in ``initContainers``: nothing else touches the volume before
+  the backup is back.
+* ``lifeboat-backup`` follows it as a native sidecar (``restartPolicy: Always``) when the API
+  server supports it, so it runs through the other init containers and outlives the app for the
+  final backup; on older clusters it is appended to ``containers``.
+* Credentials arrive only through ``secretKeyRef``; nothing secret is ever in the pod spec.
+
+Paths follow RFC 6901 (``~`` and ``/`` escaped); absent lists and maps are created, never assumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from injector.config import (
+    BACKUP_CONTAINER,
+    CREDENTIAL_KEYS,
+    INJECTED_ANNOTATION,
+    RESTORE_CONTAINER,
+    InjectorSettings,
+)
+from injector.decision import Inject
+
+Operation = dict[str, Any]
+
+# Extra seconds on top of the final backup so the kubelet does not kill the sidecar mid-upload.
+GRACE_MARGIN_SECONDS = 30
+METRICS_PORT_NAME = "lifeboat-metrics"
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+ROOT_CAPABILITIES_RESTORE = ("CHOWN", "DAC_OVERRIDE", "FOWNER")
+ROOT_CAPABILITIES_BACKUP = ("DAC_OVERRIDE",)
+
+
+def escape(token: str) -> str:
+    """One JSON Pointer reference token (RFC 6901): ``~`` -> ``~0``, ``/`` -> ``~1``."""
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def unique_name(wanted: str, taken: set[str]) -> str:
+    """``wanted`` if free, else ``wanted-2``, ``wanted-3``...; the result is added to ``taken``."""
+    name, n = wanted, 1
+    while name in taken:
+        n += 1
+        name = f"{wanted}-{n}"
+    taken.add(name)
+    return name
+
+
+def _declared_ports(spec: Mapping[str, Any]) -> set[int]:
+    return {
+        int(port["containerPort"])
+        for key in ("containers", "initContainers")
+        for container in spec.get(key) or []
+        for port in container.get("ports") or []
+        if isinstance(port, Mapping) and isinstance(port.get("containerPort"), int)
+    }
+
+
+def _free_port(wanted: int, taken: set[int]) -> int:
+    port = wanted
+    while port in taken:
+        port = port + 1 if port < 65535 else 1024
+    return port
+
+
+def mount_path(settings: InjectorSettings, pvc: str) -> str:
+    return f"{settings.data_root}/{pvc}"
+
+
+def _volume_args(command: str, plan: Inject, settings: InjectorSettings, restore: bool) -> list[str]:
+    args = [command]
+    for v in plan.volumes:
+        args += ["--volume", f"{v.pvc}={mount_path(settings, v.pvc)}"]
+    for v in plan.volumes:
+        if v.uid:
+            args += ["--pvc-uid", f"{v.pvc}={v.uid}"]
+        if restore and v.snapshot:
+            args += ["--snapshot", f"{v.pvc}={v.snapshot}"]
+        if v.repository:
+            args += ["--repository", f"{v.pvc}={v.repository}"]
+    return args
+
+
+def _common_env(settings: InjectorSettings) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {"name": key, "valueFrom": {"secretKeyRef": {"name": settings.credentials_secret, "key": key}}}
+        for key in CREDENTIAL_KEYS
+    ]
+    env += [
+        {"name": "LIFEBOAT_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "LIFEBOAT_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "LIFEBOAT_STATE_DIR", "value": settings.state_dir},
+        {"name": "RESTIC_CACHE_DIR", "value": settings.cache_dir},
+    ]
+    return env
+
+
+def _security_context(plan: Inject, capabilities: tuple[str, ...]) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "allowPrivilegeEscalation": False,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if plan.hardening == "non-root":
+        context["runAsNonRoot"] = True
+        context["runAsUser"] = plan.run_as_user or 65532
+        if plan.run_as_group is not None:
+            context["runAsGroup"] = plan.run_as_group
+        context["capabilities"] = {"drop": ["ALL"]}
+    else:
+        context["runAsUser"] = 0
+        context["runAsGroup"] = 0
+        context["runAsNonRoot"] = False
+        context["capabilities"] = {"drop": ["ALL"], "add": list(capabilities)}
+    return context
+
+
+def _resources(settings: InjectorSettings) -> dict[str, Any]:
+    return {
+        "requests": {"cpu": settings.cpu_request, "memory": settings.memory_request},
+        "limits": {"memory": settings.memory_limit},
+    }
+
+
+def build_containers(
+    plan: Inject, settings: InjectorSettings, state_volume: str, cache_volume: str, metrics_port: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The restore init container and the backup sidecar for a plan."""
+    mounts = [{"name": v.volume, "mountPath": mount_path(settings, v.pvc)} for v in plan.volumes]
+    mounts += [
+        {"name": state_volume, "mountPath": settings.state_dir},
+        {"name": cache_volume, "mountPath": settings.cache_dir},
+    ]
+    restore = {
+        "name": RESTORE_CONTAINER,
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "args": _volume_args("restore", plan, settings, restore=True),
+        "env": [
+            *_common_env(settings),
+            {"name": "LIFEBOAT_RESTORE_DEADLINE", "value": str(settings.restore_deadline_seconds)},
+        ],
+        "volumeMounts": [dict(m) for m in mounts],
+        "resources": _resources(settings),
+        "securityContext": _security_context(plan, ROOT_CAPABILITIES_RESTORE),
+        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    backup_env = [
+        *_common_env(settings),
+        {"name": "LIFEBOAT_SCHEDULE", "value": plan.schedule},
+        {"name": "LIFEBOAT_ADOPT", "value": "true" if plan.adopt else "false"},
+        {"name": "LIFEBOAT_METRICS_PORT", "value": str(metrics_port)},
+        {"name": "LIFEBOAT_FINAL_BACKUP_TIMEOUT", "value": str(settings.final_backup_timeout_seconds)},
+    ]
+    if plan.retention:
+        backup_env.append({"name": "LIFEBOAT_RETENTION", "value": plan.retention})
+    backup: dict[str, Any] = {
+        "name": BACKUP_CONTAINER,
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "args": _volume_args("sidecar", plan, settings, restore=False),
+        "env": backup_env,
+        "ports": [{"name": METRICS_PORT_NAME, "containerPort": metrics_port, "protocol": "TCP"}],
+        "volumeMounts": [dict(m) for m in mounts],
+        "resources": _resources(settings),
+        "securityContext": _security_context(plan, ROOT_CAPABILITIES_BACKUP),
+    }
+    if plan.native_sidecar:
+        backup["restartPolicy"] = "Always"
+    return restore, backup
+
+
+def build_patch(pod: Mapping[str, Any], plan: Inject, settings: InjectorSettings) -> list[Operation]:
+    """The JSON Patch (RFC 6902) operations that inject ``plan`` into ``pod``."""
+    spec = pod.get("spec") or {}
+    metadata = pod.get("metadata") or {}
+    ops: list[Operation] = []
+
+    volume_names = {str(v.get("name")) for v in spec.get("volumes") or [] if isinstance(v, Mapping)}
+    state_volume = unique_name("lifeboat-state", volume_names)
+    cache_volume = unique_name("lifeboat-cache", volume_names)
+    new_volumes = [
+        {"name": state_volume, "emptyDir": {"sizeLimit": "16Mi"}},
+        {"name": cache_volume, "emptyDir": {"sizeLimit": settings.restic_cache_size_limit}},
+    ]
+    if spec.get("volumes"):
+        ops += [{"op": "add", "path": "/spec/volumes/-", "value": v} for v in new_volumes]
+    else:
+        ops.append({"op": "add", "path": "/spec/volumes", "value": new_volumes})
+
+    metrics_port = _free_port(settings.metrics_port, _declared_ports(spec))
+    restore, backup = build_containers(plan, settings, state_volume, cache_volume, metrics_port)
+    first_init = [restore, backup] if plan.native_sidecar else [restore]
+    if spec.get("initContainers"):
+        # Inserting at 0 in reverse order leaves them first, in order, ahead of the user's.
+        ops += [{"op": "add", "path": "/spec/initContainers/0", "value": c} for c in reversed(first_init)]
+    else:
+        ops.append({"op": "add", "path": "/spec/initContainers", "value": first_init})
+    if not plan.native_sidecar:
+        ops.append({"op": "add", "path": "/spec/containers/-", "value": backup})
+
+    needed_grace = settings.final_backup_timeout_seconds + GRACE_MARGIN_SECONDS
+    current_grace = spec.get("terminationGracePeriodSeconds")
+    if not isinstance(current_grace, int) or current_grace < needed_grace:
+        ops.append({"op": "add", "path": "/spec/terminationGracePeriodSeconds", "value": needed_grace})
+
+    injected = ",".join(v.pvc for v in plan.volumes)
+    if metadata.get("annotations"):
+        ops.append(
+            {"op": "add", "path": f"/metadata/annotations/{escape(INJECTED_ANNOTATION)}", "value": injected}
+        )
+    else:
+        ops.append({"op": "add", "path": "/metadata/annotations", "value": {INJECTED_ANNOTATION: injected}})
+    if not metadata:
+        # A pod without metadata cannot exist, but the patch must stay valid if it did.
+        ops.insert(0, {"op": "add", "path": "/metadata", "value": {}})
+    return ops
