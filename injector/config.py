@@ -48,12 +48,12 @@ class InjectorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIFEBOAT_INJECTOR_", extra="ignore", frozen=True)
 
     # What gets injected.
-    image: str = Field("docker.io/library/lifeboat:dev", min_length=1)
+    image: str = Field(default="docker.io/library/lifeboat:dev", min_length=1)
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
-    credentials_secret: str = Field("lifeboat-credentials", min_length=1, max_length=253)
-    metrics_port: int = Field(9090, ge=1, le=65535)
-    final_backup_timeout_seconds: int = Field(300, ge=0, le=86400)
-    restore_deadline_seconds: int = Field(0, ge=0)
+    credentials_secret: str = Field(default="lifeboat-credentials", min_length=1, max_length=253)
+    metrics_port: int = Field(default=9090, ge=1, le=65535)
+    final_backup_timeout_seconds: int = Field(default=300, ge=0, le=86400)
+    restore_deadline_seconds: int = Field(default=0, ge=0)
     restic_cache_size_limit: str = "2Gi"
     state_dir: str = "/var/run/lifeboat"
     cache_dir: str = "/var/cache/restic"
@@ -73,20 +73,20 @@ class InjectorSettings(BaseSettings):
 
     # Serving.
     listen_host: str = "0.0.0.0"  # noqa: S104 - the webhook must be reachable through its Service
-    port: int = Field(8443, ge=1, le=65535)
-    plain_port: int = Field(8080, ge=0, le=65535)  # probes and /metrics; 0 disables
-    max_request_bytes: int = Field(3 * 1024 * 1024, ge=1024)
+    port: int = Field(default=8443, ge=1, le=65535)
+    plain_port: int = Field(default=8080, ge=0, le=65535)  # probes and /metrics; 0 disables
+    max_request_bytes: int = Field(default=3 * 1024 * 1024, ge=1024)
     tls_mode: Literal["bootstrap", "files"] = "bootstrap"
     tls_cert_file: str = "/tls/tls.crt"
     tls_key_file: str = "/tls/tls.key"
     tls_secret: str = "lifeboat-injector-tls"  # noqa: S105 - a Secret name
-    tls_reload_seconds: float = Field(30.0, gt=0)
-    cert_validity_days: int = Field(90, ge=2)
-    cert_renew_before_days: int = Field(30, ge=1)
+    tls_reload_seconds: float = Field(default=30.0, gt=0)
+    cert_validity_days: int = Field(default=90, ge=2)
+    cert_renew_before_days: int = Field(default=30, ge=1)
 
     # Controller loop (credential mirroring, un-injected pod reports).
     controller_enabled: bool = True
-    resync_seconds: float = Field(300.0, gt=0)
+    resync_seconds: float = Field(default=300.0, gt=0)
 
     @field_validator("restic_cache_size_limit", "memory_request", "memory_limit", "cpu_request")
     @classmethod

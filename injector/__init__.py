@@ -1,0 +1,1 @@
+"""Lifeboat's injector: the mutating admission webhook and the credentials controller."""

@@ -1,0 +1,144 @@
+"""``lifeboat injector``: wires the webhook server, the watch cache and the controller together.
+
+``sidecar.cli`` dispatches ``lifeboat injector ...`` here, so the restore and backup commands
+never import the Kubernetes client or cryptography. Sub-commands:
+
+* ``serve`` (default): the webhook and the controller loop, configured by ``LIFEBOAT_INJECTOR_*``.
+* ``password --namespace NS``: prints the namespace's restic password, reading the master password
+  from stdin (never argv), for reading a repository by hand.
+* ``check-config``: validates the environment and prints the effective settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from injector.config import InjectorSettings
+from sidecar.logs import configure, event
+
+log = logging.getLogger("lifeboat.injector")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lifeboat injector", description="Lifeboat's admission webhook.")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the webhook server and the controller (default)")
+    sub.add_parser("check-config", help="validate LIFEBOAT_INJECTOR_* and print the effective settings")
+    password = sub.add_parser("password", help="print a namespace's restic password (master on stdin)")
+    password.add_argument("--namespace", required=True)
+    return parser
+
+
+def _settings() -> InjectorSettings | None:
+    try:
+        return InjectorSettings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = "LIFEBOAT_INJECTOR_" + "_".join(str(p) for p in error["loc"]).upper()
+            print(f"lifeboat injector: {field}: {error['msg']}", file=sys.stderr)
+        return None
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "password":
+        from injector.credentials import namespace_password
+
+        master = sys.stdin.readline().rstrip("\n")
+        if not master:
+            print("lifeboat injector password: give the master password on stdin", file=sys.stderr)
+            return 78
+        print(namespace_password(master, args.namespace))
+        return 0
+    settings = _settings()
+    if settings is None:
+        return 78
+    if args.command == "check-config":
+        print(json.dumps(settings.model_dump(mode="json"), indent=2, sort_keys=True))
+        return 0
+    configure()
+    return serve(settings)
+
+
+def serve(settings: InjectorSettings) -> int:
+    """Runs until SIGTERM/SIGINT; exits non-zero when start-up fails (the pod then restarts)."""
+    from kubernetes import client, config
+
+    from injector.cache import CacheMiss, ClusterCache
+    from injector.controller import Controller
+    from injector.decision import native_sidecars_supported
+    from injector.metrics import Metrics
+    from injector.server import Lookups, WebhookServer
+    from injector.tls import ReloadingContext
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    core = client.CoreV1Api()
+    metrics = Metrics()
+    cache = ClusterCache(core, metrics)
+    tls_dir = Path(tempfile.mkdtemp(prefix="lifeboat-tls-"))
+    controller = Controller(settings, core, client.AdmissionregistrationV1Api(), cache, metrics, tls_dir)
+
+    if settings.native_sidecars == "auto":
+        version = client.VersionApi().get_code()
+        native = native_sidecars_supported(version.major, version.minor)
+    else:
+        native = settings.native_sidecars == "true"
+    event(log, "injector.starting", native_sidecars=native, tls_mode=settings.tls_mode, image=settings.image)
+
+    if settings.tls_mode == "bootstrap":
+        controller.ensure_tls()
+        tls = ReloadingContext(tls_dir / "tls.crt", tls_dir / "tls.key")
+    else:
+        tls = ReloadingContext(Path(settings.tls_cert_file), Path(settings.tls_key_file))
+    cache.on_namespace_change = controller.wake.set
+    cache.start()
+    if settings.controller_enabled:
+        threading.Thread(target=controller.run_forever, name="controller", daemon=True).start()
+
+    server = WebhookServer(
+        settings,
+        tls,
+        Lookups(
+            fast=cache.cached, slow=cache.lookup, namespace_labels=cache.namespace_labels, miss=CacheMiss
+        ),
+        metrics,
+        native_sidecars=lambda: native,
+        ready=cache.ready,
+    )
+    asyncio.run(_run(server))
+    controller.stop()
+    cache.stop()
+    return 0
+
+
+async def _run(server: object) -> None:
+    from injector.server import WebhookServer
+
+    assert isinstance(server, WebhookServer)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    await stop.wait()
+    # Fail readiness first so endpoints drop this replica, then stop accepting.
+    server.draining = True
+    event(log, "injector.draining")
+    await asyncio.sleep(5)
+    await server.close()
+    event(log, "injector.stopped")
