@@ -73,8 +73,9 @@ class InjectorSettings(BaseSettings):
 
     # Serving.
     listen_host: str = "0.0.0.0"  # noqa: S104 - the webhook must be reachable through its Service
-    port: int = Field(default=8443, ge=1, le=65535)
-    plain_port: int = Field(default=8080, ge=0, le=65535)  # probes and /metrics; 0 disables
+    port: int = Field(default=8443, ge=0, le=65535)  # 0: any free port (tests)
+    plain_port: int = Field(default=8080, ge=0, le=65535)  # probes and /metrics
+    plain_port_enabled: bool = True
     max_request_bytes: int = Field(default=3 * 1024 * 1024, ge=1024)
     tls_mode: Literal["bootstrap", "files"] = "bootstrap"
     tls_cert_file: str = "/tls/tls.crt"

@@ -104,7 +104,7 @@ class WebhookServer:
             backlog=1024,
         )
         self._servers.append(secure)
-        if s.plain_port:
+        if s.plain_port_enabled:
             plain = await asyncio.start_server(
                 lambda r, w: self._connection(r, w, secure=False),
                 s.listen_host,

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -132,7 +133,9 @@ def renewal_reason(
         serialization.load_pem_private_key(bundle.key, password=None)
     except ValueError:
         return "certificate data unreadable"
-    if cert.issuer != ca.subject:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
         return "serving certificate not issued by the stored CA"
     try:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
