@@ -22,8 +22,6 @@ from injector.config import (
     ADOPT_ANNOTATION,
     BACKUP_CONTAINER,
     BACKUP_LABEL,
-    INJECT_NAMESPACE_LABEL,
-    INJECT_NAMESPACE_VALUE,
     REPOSITORY_ANNOTATION,
     RESTORE_CONTAINER,
     RETENTION_ANNOTATION,
@@ -76,7 +74,8 @@ class Context:
     own_namespace: str
     excluded_namespaces: Sequence[str] = ("kube-system",)
     native_sidecars: bool = True
-    namespace_labels: Mapping[str, str] | None = None  # None: unknown (trust the namespaceSelector)
+    # Used for PodSecurity only; whether to inject is the namespaceSelector's call (it is never stale).
+    namespace_labels: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -163,9 +162,8 @@ def precheck(request: PodRequest, context: Context) -> Admit | None:
         return Admit(f"operation {request.operation} is not CREATE")
     if request.namespace == context.own_namespace or request.namespace in context.excluded_namespaces:
         return Admit(f"namespace {request.namespace} is never injected")
-    labels = context.namespace_labels
-    if labels is not None and labels.get(INJECT_NAMESPACE_LABEL) != INJECT_NAMESPACE_VALUE:
-        return Admit(f"namespace {request.namespace} is not labelled {INJECT_NAMESPACE_LABEL}=enabled")
+    # The namespace label is not checked here on purpose: the API server's namespaceSelector saw
+    # the namespace as it is now, while our watch may lag behind a label that was just added.
     annotations = (request.pod.get("metadata") or {}).get("annotations") or {}
     if str(annotations.get(SKIP_ANNOTATION, "")).lower() == "true":
         return Admit(f"pod annotation {SKIP_ANNOTATION}=true")

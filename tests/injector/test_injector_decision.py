@@ -103,11 +103,11 @@ CASES: list[tuple[str, Any, dict[str, Any], Context, type]] = [
     ),
     ("pod without PVCs is admitted", request(pod()), {}, CONTEXT, Admit),
     (
-        "namespace known not to be opted in is admitted",
+        "a stale namespace watch cannot stop injection (the namespaceSelector decides)",
         request(pod("d")),
         {"d": pvc("d")},
         Context(own_namespace="lifeboat", namespace_labels={"team": "x"}),
-        Admit,
+        Inject,
     ),
     (
         "namespace labelled enabled is injected",
