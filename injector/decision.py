@@ -16,7 +16,7 @@ import datetime as _dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from injector.config import (
     ADOPT_ANNOTATION,
@@ -29,12 +29,13 @@ from injector.config import (
     SKIP_ANNOTATION,
     SNAPSHOT_ANNOTATION,
 )
+from injector.plan import Hardening, Inject, VolumePlan
+
+__all__ = ["Hardening", "Inject", "VolumePlan"]
 
 BACKUP_VALUES = ("hourly", "daily")
 RETENTION_KEYS = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
 POD_SECURITY_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
-
-Hardening = Literal["root-minimal-capabilities", "non-root"]
 
 
 @dataclass(frozen=True)
@@ -79,20 +80,6 @@ class Context:
 
 
 @dataclass(frozen=True)
-class VolumePlan:
-    """One labelled PVC, resolved into the settings the runtime receives."""
-
-    pvc: str
-    volume: str
-    uid: str
-    schedule: str
-    retention: str | None = None
-    snapshot: str | None = None
-    adopt: bool = False
-    repository: str | None = None
-
-
-@dataclass(frozen=True)
 class Admit:
     """Let the pod through unchanged."""
 
@@ -106,21 +93,6 @@ class Deny:
 
     message: str
     code: int = 403
-
-
-@dataclass(frozen=True)
-class Inject:
-    """Add the restore init container and the backup sidecar for these volumes."""
-
-    volumes: tuple[VolumePlan, ...]
-    schedule: str
-    retention: str | None
-    adopt: bool
-    native_sidecar: bool
-    hardening: Hardening
-    run_as_user: int | None = None
-    run_as_group: int | None = None
-    warnings: tuple[str, ...] = ()
 
 
 Decision = Admit | Deny | Inject

@@ -26,7 +26,7 @@ from injector.config import (
     RESTORE_CONTAINER,
     InjectorSettings,
 )
-from injector.decision import Inject
+from injector.plan import Inject
 
 Operation = dict[str, Any]
 
