@@ -99,11 +99,24 @@ def serve(settings: InjectorSettings) -> int:
         native = settings.native_sidecars == "true"
     event(log, "injector.starting", native_sidecars=native, tls_mode=settings.tls_mode, image=settings.image)
 
-    if settings.tls_mode == "bootstrap":
-        controller.ensure_tls()
-        tls = ReloadingContext(tls_dir / "tls.crt", tls_dir / "tls.key")
-    else:
-        tls = ReloadingContext(Path(settings.tls_cert_file), Path(settings.tls_key_file))
+    try:
+        if settings.tls_mode == "bootstrap":
+            controller.ensure_tls()
+            tls = ReloadingContext(tls_dir / "tls.crt", tls_dir / "tls.key")
+        else:
+            tls = ReloadingContext(Path(settings.tls_cert_file), Path(settings.tls_key_file))
+    except Exception as exc:
+        # The class and HTTP status only: an API error body could echo a Secret.
+        event(
+            log,
+            "injector.tls_failed",
+            logging.ERROR,
+            error=exc.__class__.__name__,
+            status=getattr(exc, "status", None),
+            secret=settings.tls_secret,
+            hint="the chart creates the TLS Secret; check the Role allows get/update on it",
+        )
+        return 1
     cache.on_namespace_change = controller.wake.set
     cache.start()
     if settings.controller_enabled:
