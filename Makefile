@@ -1,0 +1,33 @@
+# Lifeboat: two commands do everything on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test test-fast lint bench bench-admission clean
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	$(BIN)/lifeboat demo
+
+test: setup
+	$(BIN)/pytest -q
+
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check sidecar injector tests bench
+	$(BIN)/ruff format --check sidecar injector tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+bench-admission: setup
+	$(BIN)/python bench/admission_load.py --clients 100 --rate 500 --seconds 20
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,475 @@
+"""The restic edge: one function per subcommand, JSON output parsed into typed results.
+
+Modelled on k8up's wrapper. Every call:
+- runs `restic --json`, with the repository and every secret passed through the environment
+  (never argv, so `ps` shows no secret, rule 6);
+- is bounded by a timeout and by a cancel token; either sends restic SIGINT, which restic turns
+  into a clean stop (lock removed, no partial snapshot), and SIGKILL only after a grace period;
+- maps restic's exit codes (0, 1, 3, 10, 11, 12, 130) to typed outcomes, so callers decide on
+  kinds, never on message text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# The environment restic inherits from us: nothing else, so no stray credential leaks in.
+_PASSTHROUGH = ("PATH", "HOME", "TMPDIR", "TZ", "LANG", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+class Failure(Enum):
+    """Why a restic call did not succeed, from its exit code (restic >= 0.17)."""
+
+    FATAL = "fatal"  # 1: any other error (network, missing bucket, corrupt data, ...)
+    NO_REPOSITORY = "no_repository"  # 10
+    LOCKED = "locked"  # 11
+    WRONG_PASSWORD = "wrong_password"  # 12
+    INTERRUPTED = "interrupted"  # 130, after our SIGINT
+    TIMEOUT = "timeout"  # we stopped it: the call ran past its bound
+    NOT_INSTALLED = "not_installed"
+
+
+_EXIT_FAILURES = {
+    1: Failure.FATAL,
+    10: Failure.NO_REPOSITORY,
+    11: Failure.LOCKED,
+    12: Failure.WRONG_PASSWORD,
+    130: Failure.INTERRUPTED,
+}
+
+
+class ResticError(Exception):
+    """A restic call failed; `failure` says how. The message is restic's own, secret-free."""
+
+    def __init__(self, command: str, failure: Failure, exit_code: int | None, message: str) -> None:
+        super().__init__(f"restic {command}: {failure.value} (exit {exit_code}): {message}")
+        self.command = command
+        self.failure = failure
+        self.exit_code = exit_code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: str
+    short_id: str
+    time: dt.datetime
+    hostname: str
+    paths: tuple[str, ...]
+    tags: tuple[str, ...]
+    tree: str
+    files: int | None = None
+    bytes: int | None = None
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Snapshot:
+        summary = raw.get("summary") or {}
+        return cls(
+            id=raw["id"],
+            short_id=raw.get("short_id", raw["id"][:8]),
+            time=parse_time(raw["time"]),
+            hostname=raw.get("hostname", ""),
+            paths=tuple(raw.get("paths") or ()),
+            tags=tuple(raw.get("tags") or ()),
+            tree=raw.get("tree", ""),
+            files=summary.get("total_files_processed"),
+            bytes=summary.get("total_bytes_processed"),
+        )
+
+    def tag_value(self, key: str) -> str | None:
+        """The value of a `key=value` tag, if the snapshot has one."""
+        prefix = f"{key}="
+        for tag in self.tags:
+            if tag.startswith(prefix):
+                return tag[len(prefix) :]
+        return None
+
+
+@dataclass(frozen=True)
+class BackupSummary:
+    snapshot_id: str | None
+    files_new: int
+    files_changed: int
+    files_unmodified: int
+    data_added: int
+    total_files: int
+    total_bytes: int
+    seconds: float
+    incomplete: bool = False  # exit 3: snapshot written, some files could not be read
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RestoreSummary:
+    files: int
+    bytes: int
+    files_restored: int
+    bytes_restored: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Lock:
+    id: str
+    time: dt.datetime
+    exclusive: bool
+    hostname: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class ForgetResult:
+    kept: int
+    removed: int
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    message: str
+
+
+@dataclass
+class _Completed:
+    code: int
+    stdout: list[str]
+    stderr: str
+
+
+def parse_time(value: str) -> dt.datetime:
+    """Parses restic's RFC 3339 times (nanoseconds included) into aware datetimes."""
+    value = value.replace("Z", "+00:00")
+    head, sep, rest = value.partition(".")
+    if sep:
+        digits = "".join(c for c in rest if c.isdigit())
+        zone = rest[len(digits) :]
+        value = f"{head}.{digits[:6]}{zone}"
+    return dt.datetime.fromisoformat(value)
+
+
+@dataclass
+class Restic:
+    """A handle on one repository. `env` holds the secrets; `cancel` stops any running call."""
+
+    repository: str
+    env: Mapping[str, str]
+    binary: str = "restic"
+    timeout: float = 6 * 3600.0
+    lock_retry: float = 300.0
+    grace: float = 30.0
+    cancel: threading.Event = field(default_factory=threading.Event)
+    redact: Callable[[str], str] = field(default=lambda text: text)
+
+    # -- the one place a process is started --------------------------------------------------
+
+    def _run(
+        self,
+        command: str,
+        args: Sequence[str],
+        *,
+        timeout: float | None = None,
+        cwd: Path | None = None,
+        lock: bool = True,
+        on_line: Callable[[dict[str, Any]], None] | None = None,
+    ) -> _Completed:
+        argv = [self.binary, command, "--json", *args]
+        if not lock:
+            argv.insert(2, "--no-lock")
+        elif command not in ("init", "unlock", "version") and self.lock_retry > 0:
+            argv[2:2] = ["--retry-lock", f"{int(self.lock_retry)}s"]
+        env = {k: os.environ[k] for k in _PASSTHROUGH if k in os.environ}
+        env.update(self.env)
+        env["RESTIC_REPOSITORY"] = self.repository
+        env.setdefault("RESTIC_PROGRESS_FPS", "0.2")
+        bound = self.timeout if timeout is None else timeout
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,  # our SIGTERM is ours to translate, not restic's to get
+            )
+        except FileNotFoundError:
+            raise ResticError(command, Failure.NOT_INSTALLED, None, f"{self.binary} not found") from None
+        stdout: list[str] = []
+        stderr: list[str] = []
+
+        def read_stdout() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                stdout.append(line)
+                if on_line is not None:
+                    message = _json_or_none(line)
+                    if message is not None:
+                        on_line(message)
+
+        def read_stderr() -> None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                if len(stderr) < 2000:
+                    stderr.append(line)
+
+        readers = [threading.Thread(target=f, daemon=True) for f in (read_stdout, read_stderr)]
+        for reader in readers:
+            reader.start()
+        deadline = time.monotonic() + bound
+        stopped: Failure | None = None
+        while proc.poll() is None:
+            if self.cancel.is_set():
+                stopped = Failure.INTERRUPTED
+            elif time.monotonic() > deadline:
+                stopped = Failure.TIMEOUT
+            if stopped is not None:
+                self._stop(proc)
+                break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.05)
+        code = proc.wait()
+        for reader in readers:
+            reader.join(timeout=5)
+        completed = _Completed(code=code, stdout=stdout, stderr=self.redact("".join(stderr)))
+        if stopped is not None:
+            raise ResticError(command, stopped, code, _last_error(completed) or "stopped by Lifeboat")
+        return completed
+
+    def _stop(self, proc: subprocess.Popen[str]) -> None:
+        """SIGINT first: restic then removes its lock and writes no partial snapshot."""
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=self.grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+
+    def _check(self, command: str, completed: _Completed, ok: tuple[int, ...] = (0,)) -> None:
+        if completed.code in ok:
+            return
+        failure = _EXIT_FAILURES.get(completed.code, Failure.FATAL)
+        raise ResticError(command, failure, completed.code, _last_error(completed))
+
+    # -- subcommands --------------------------------------------------------------------------
+
+    def version(self) -> str:
+        completed = self._run("version", [], lock=False, timeout=30)
+        self._check("version", completed)
+        for message in _messages(completed):
+            if "version" in message:
+                return str(message["version"])
+        return "".join(completed.stdout).strip()
+
+    def init(self) -> str:
+        """Creates the repository; returns its id. Only the backup path ever calls this."""
+        completed = self._run("init", [], timeout=120)
+        self._check("init", completed)
+        for message in _messages(completed):
+            if message.get("message_type") == "initialized":
+                return str(message["id"])
+        return ""
+
+    def snapshots(self, *, tags: Sequence[str] = (), host: str | None = None) -> list[Snapshot]:
+        """All snapshots (optionally filtered), oldest first. Raises on any failure."""
+        args: list[str] = []
+        for tag in tags:
+            args += ["--tag", tag]
+        if host:
+            args += ["--host", host]
+        completed = self._run("snapshots", args, lock=False, timeout=min(self.timeout, 600))
+        self._check("snapshots", completed)
+        text = "".join(completed.stdout).strip() or "[]"
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ResticError("snapshots", Failure.FATAL, 0, f"unparseable output: {exc}") from None
+        snaps = [Snapshot.from_json(item) for item in raw]
+        return sorted(snaps, key=lambda s: s.time)
+
+    def restore(
+        self, snapshot_id: str, target: Path, *, delete: bool = True, timeout: float | None = None
+    ) -> RestoreSummary:
+        """Restores a snapshot into `target`; with `delete`, target ends equal to the snapshot."""
+        args = [snapshot_id, "--target", str(target)]
+        if delete:
+            args.append("--delete")
+        started = time.monotonic()
+        completed = self._run("restore", args, timeout=timeout)
+        self._check("restore", completed)
+        summary = _summary(completed)
+        return RestoreSummary(
+            files=int(summary.get("total_files", 0)),
+            bytes=int(summary.get("total_bytes", 0)),
+            files_restored=int(summary.get("files_restored", 0)),
+            bytes_restored=int(summary.get("bytes_restored", 0)),
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+    def backup(
+        self,
+        directory: Path,
+        *,
+        host: str,
+        tags: Sequence[str] = (),
+        excludes: Sequence[str] = (),
+        timeout: float | None = None,
+        on_status: Callable[[dict[str, Any]], None] | None = None,
+    ) -> BackupSummary:
+        """Backs up the contents of `directory` as the snapshot root (`cd dir; restic backup .`).
+
+        Snapshot paths are therefore independent of where the volume is mounted, which is also
+        how VolSync lays out its snapshots.
+        """
+        args = ["--host", host, "--one-file-system"]
+        for tag in tags:
+            args += ["--tag", tag]
+        for pattern in excludes:
+            args += ["--exclude", pattern]
+        args.append(".")
+        completed = self._run("backup", args, cwd=directory, timeout=timeout, on_line=on_status)
+        self._check("backup", completed, ok=(0, 3))
+        summary = _summary(completed)
+        errors = tuple(
+            self.redact(str(m.get("error", {}).get("message", m.get("error", ""))))
+            for m in _messages(completed)
+            if m.get("message_type") == "error"
+        )
+        return BackupSummary(
+            snapshot_id=summary.get("snapshot_id"),
+            files_new=int(summary.get("files_new", 0)),
+            files_changed=int(summary.get("files_changed", 0)),
+            files_unmodified=int(summary.get("files_unmodified", 0)),
+            data_added=int(summary.get("data_added", 0)),
+            total_files=int(summary.get("total_files_processed", 0)),
+            total_bytes=int(summary.get("total_bytes_processed", 0)),
+            seconds=float(summary.get("total_duration", 0.0)),
+            incomplete=completed.code == 3,
+            errors=errors,
+        )
+
+    def forget(
+        self,
+        keep: Mapping[str, int],
+        *,
+        tags: Sequence[str] = (),
+        prune: bool = False,
+        group_by: str = "host,paths",
+        timeout: float | None = None,
+    ) -> ForgetResult:
+        """Applies a retention policy, e.g. keep={"hourly": 24, "daily": 7}."""
+        if not keep:
+            raise ValueError("forget needs at least one keep rule; an empty policy would keep nothing")
+        args = ["--group-by", group_by]
+        for rule, count in keep.items():
+            args += [f"--keep-{rule}", str(count)]
+        for tag in tags:
+            args += ["--tag", tag]
+        if prune:
+            args.append("--prune")
+        completed = self._run("forget", args, timeout=timeout)
+        self._check("forget", completed)
+        kept = removed = 0
+        for message in _messages(completed, whole_arrays=True):
+            kept += len(message.get("keep") or [])
+            removed += len(message.get("remove") or [])
+        return ForgetResult(kept=kept, removed=removed)
+
+    def prune(self, *, max_unused: str = "5%", timeout: float | None = None) -> None:
+        completed = self._run("prune", ["--max-unused", max_unused], timeout=timeout)
+        self._check("prune", completed)
+
+    def check(self, *, read_data_subset: str | None = None, timeout: float | None = None) -> CheckResult:
+        args = [f"--read-data-subset={read_data_subset}"] if read_data_subset else []
+        completed = self._run("check", args, timeout=timeout)
+        if completed.code == 0:
+            return CheckResult(ok=True, message="no errors were found")
+        if completed.code in (10, 11, 12, 130):
+            self._check("check", completed)
+        return CheckResult(ok=False, message=_last_error(completed))
+
+    def unlock(self, *, remove_all: bool = False) -> None:
+        """Removes locks that restic's own rules call stale (never others, unless asked)."""
+        completed = self._run("unlock", ["--remove-all"] if remove_all else [], timeout=120)
+        self._check("unlock", completed)
+
+    def locks(self) -> list[Lock]:
+        """The locks now in the repository, read without taking one."""
+        completed = self._run("list", ["locks"], lock=False, timeout=120)
+        self._check("list", completed)
+        found = []
+        for line in completed.stdout:
+            lock_id = line.strip()
+            if not lock_id or lock_id.startswith("{"):
+                continue
+            shown = self._run("cat", ["lock", lock_id], lock=False, timeout=60)
+            if shown.code != 0:
+                continue  # removed while we looked
+            raw = json.loads("".join(shown.stdout))
+            found.append(
+                Lock(
+                    id=lock_id,
+                    time=parse_time(raw["time"]),
+                    exclusive=bool(raw.get("exclusive", False)),
+                    hostname=raw.get("hostname", ""),
+                    pid=int(raw.get("pid", 0)),
+                )
+            )
+        return found
+
+
+def _json_or_none(line: str) -> dict[str, Any] | None:
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _messages(completed: _Completed, *, whole_arrays: bool = False) -> list[dict[str, Any]]:
+    """The JSON objects restic printed (one per line, or one array when `whole_arrays`)."""
+    if whole_arrays:
+        text = "".join(completed.stdout).strip()
+        try:
+            value = json.loads(text) if text else []
+        except json.JSONDecodeError:
+            value = []
+        if isinstance(value, list):
+            return [v for v in value if isinstance(v, dict)]
+    return [m for m in (_json_or_none(line) for line in completed.stdout) if m is not None]
+
+
+def _summary(completed: _Completed) -> dict[str, Any]:
+    for message in reversed(_messages(completed)):
+        if message.get("message_type") == "summary":
+            return message
+    return {}
+
+
+def _last_error(completed: _Completed) -> str:
+    """restic's own error text: the `exit_error` JSON message, else the last stderr line."""
+    for line in reversed(completed.stderr.splitlines()):
+        message = _json_or_none(line)
+        if message is not None and message.get("message_type") == "exit_error":
+            return str(message.get("message", "")).strip()
+    lines = [ln for ln in completed.stderr.splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else f"exit code {completed.code}"
