@@ -158,8 +158,9 @@ class ClusterCache:
             try:
                 listing = list_fn(_request_timeout=30)
                 replace(listing.items)
+                if not synced.is_set():
+                    event(log, "cache.synced", kind=what, objects=len(listing.items))
                 synced.set()
-                event(log, "cache.synced", kind=what, objects=len(listing.items))
                 backoff = 1.0
                 stream = watch.Watch().stream(
                     list_fn, resource_version=listing.metadata.resource_version, timeout_seconds=300

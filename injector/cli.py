@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -68,7 +69,13 @@ def main(argv: list[str]) -> int:
         print(json.dumps(settings.model_dump(mode="json"), indent=2, sort_keys=True))
         return 0
     configure()
-    return serve(settings)
+    code = serve(settings)
+    # Watch and controller threads sit in blocking HTTP reads; letting the interpreter finalise
+    # around them can abort the process. Everything is flushed, so leave directly.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def serve(settings: InjectorSettings) -> int:
@@ -152,6 +159,6 @@ async def _run(server: object) -> None:
     # Fail readiness first so endpoints drop this replica, then stop accepting.
     server.draining = True
     event(log, "injector.draining")
-    await asyncio.sleep(5)
+    await asyncio.sleep(server.settings.drain_seconds)
     await server.close()
     event(log, "injector.stopped")

@@ -76,6 +76,7 @@ class InjectorSettings(BaseSettings):
     port: int = Field(default=8443, ge=0, le=65535)  # 0: any free port (tests)
     plain_port: int = Field(default=8080, ge=0, le=65535)  # probes and /metrics
     plain_port_enabled: bool = True
+    drain_seconds: float = Field(default=5.0, ge=0)  # readiness off before closing, on SIGTERM
     max_request_bytes: int = Field(default=3 * 1024 * 1024, ge=1024)
     tls_mode: Literal["bootstrap", "files"] = "bootstrap"
     tls_cert_file: str = "/tls/tls.crt"

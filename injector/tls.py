@@ -176,11 +176,14 @@ def not_after(cert_pem: bytes) -> _dt.datetime:
 
 
 def write_files(bundle: Bundle, directory: Path) -> tuple[Path, Path]:
-    """Writes tls.crt/tls.key atomically (0600) so the reloader never reads half a file."""
+    """Writes tls.crt/tls.key atomically (0600) when they changed, so the reloader never reads half a file."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, content in (("tls.crt", bundle.cert), ("tls.key", bundle.key)):
         target = directory / name
+        if target.exists() and target.read_bytes() == content:
+            paths.append(target)
+            continue  # unchanged: keep the mtime, so the server does not reload for nothing
         tmp = directory / f".{name}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
