@@ -172,7 +172,13 @@ def test_cert_manager_mode_asks_for_ca_injection_and_mounts_the_certificate() ->
 
 @pytest.mark.parametrize(
     "bad",
-    [["--set", "tls.mode=magic"], ["--set", "replicaCount=0"], ["--set", "inject.resticCacheSizeLimit=lots"]],
+    [
+        ["--set", "tls.mode=magic"],
+        ["--set", "replicaCount=0"],
+        ["--set", "inject.resticCacheSizeLimit=lots"],
+        ["--set", "tls.mode=secret"],
+        ["--set", "webhook.failurePolicy=Sometimes"],
+    ],
 )
 def test_values_outside_the_schema_are_refused(bad: list[str]) -> None:
     result = helm("template", "lifeboat", str(CHART), "--kube-version", KUBE_VERSION, *bad)
