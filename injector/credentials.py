@@ -30,6 +30,7 @@ from injector.config import (
     MANAGED_BY_VALUE,
     MASTER_PASSWORD_KEY,
     RESTORE_CONTAINER,
+    SKIP_ANNOTATION,
 )
 
 SOURCE_KEYS = (*CREDENTIAL_KEYS[:-1], MASTER_PASSWORD_KEY)
@@ -129,6 +130,8 @@ def find_uninjected(
             continue
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             continue
+        if str((meta.get("annotations") or {}).get(SKIP_ANNOTATION, "")).lower() == "true":
+            continue  # the user opted this pod out on purpose
         labelled = tuple(
             claim
             for claim in (

@@ -94,6 +94,8 @@ def test_pods_that_mount_labelled_pvcs_without_injection_are_found() -> None:
             "status": {"phase": phase},
         }
 
+    skipped = pod("skipped", "data")
+    skipped["metadata"]["annotations"] = {"lifeboat.dev/skip": "true"}
     labels = {("apps", "data"): {"backup": "daily"}, ("apps", "tmp"): {}}
     found = find_uninjected(
         [
@@ -101,6 +103,7 @@ def test_pods_that_mount_labelled_pvcs_without_injection_are_found() -> None:
             pod("new", "data", injected=True),
             pod("plain", "tmp"),
             pod("done", "data", phase="Succeeded"),
+            skipped,
         ],
         labels,
     )
