@@ -2,8 +2,9 @@
 
 Each file in ``pods/`` is a pod as a controller would submit it, plus the PVCs it mounts. The
 AdmissionReview goes through the real admission code; the returned JSON Patch is applied with
-``jsonpatch`` and the result must be a valid Pod for Kubernetes 1.28 (sidecar as a regular
-container) and 1.37 (native sidecar), with the contract the runtime expects.
+``jsonpatch`` and the result must be a valid Pod (strict schema, kubernetes-validate 1.37.0) for
+Kubernetes 1.28 (sidecar as a regular container) and 1.29, 1.33, 1.37 (native sidecar), with the
+contract the runtime expects.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from injector.decision import Inject
 from injector.patches import build_patch, escape, unique_name
 
 CASES = load_pod_cases()
-VERSIONS = [("1.28.0", False), ("1.37.0", True)]
+VERSIONS = [("1.28.0", False), ("1.29.0", True), ("1.33.0", True), ("1.37.0", True)]
 
 
 def inject(case: dict[str, Any], settings: InjectorSettings, native: bool) -> tuple[dict[str, Any], dict]:
@@ -230,3 +231,11 @@ def test_a_wrongly_labelled_pvc_next_to_a_good_one_is_warned_about(settings) -> 
     (_, case), *_ = [c for c in CASES if c[0].startswith("07")]
     _, response = inject(case, settings, native=True)
     assert any("archive" in w and "backup='weekly'" in w for w in response["warnings"])
+
+
+@pytest.mark.parametrize(("name", "case"), CASES, ids=[c[0] for c in CASES])
+def test_a_reinvocation_on_an_injected_pod_changes_nothing(name, case, settings) -> None:
+    patched, _ = inject(case, settings, native=True)
+    again, response = inject({**case, "pod": patched}, settings, native=True)
+    assert "patch" not in response
+    assert again == patched
