@@ -7,6 +7,7 @@ rest of the sidecar receives, so nothing downstream parses strings again.
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
@@ -71,7 +72,7 @@ class SidecarSettings(Settings):
             n, _, m = text.partition("/")
             if not (n.isdigit() and m.isdigit() and 0 < int(n) <= int(m)):
                 raise ValueError("must be n/m with 0 < n <= m, e.g. 1/7")
-        elif not text or not (text[:-1].isdigit() and text[-1] in "KMGT" or text.isdigit()):
+        elif not text or not ((text[:-1].isdigit() and text[-1] in "KMGT") or text.isdigit()):
             raise ValueError("must be a percentage (2.5%), a fraction (1/7) or a size (500M)")
         return text
 
@@ -97,8 +98,6 @@ class SidecarSettings(Settings):
 def load_sidecar_settings(env: dict[str, str] | None = None) -> SidecarSettings:
     """Builds sidecar settings from `env` (the process environment when None); raises ConfigError."""
     try:
-        if env is None:
-            return SidecarSettings()
-        return SidecarSettings(**dict(env))
+        return SidecarSettings.model_validate(dict(os.environ if env is None else env))
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None

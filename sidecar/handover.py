@@ -1,0 +1,54 @@
+"""The restore init container's handover, read by the sidecar: how each volume started.
+
+The init container writes `<LIFEBOAT_STATE_DIR>/restore.json` atomically:
+`{"version": 1, "volumes": {"<pvc>": {"outcome": "restored"|"fresh"|"skipped", "snapshot": ...,
+"finished_at": ...}}}`. The guard rails need the outcome (a fresh or restored volume continues the
+history; a skipped one must prove it is the same volume instance). A missing or unreadable file is
+not an error: the outcome is then unknown, which the guard treats like `skipped`, the cautious side.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from sidecar.logs import event
+
+log = logging.getLogger(__name__)
+
+FILENAME = "restore.json"
+OUTCOMES = ("restored", "fresh", "skipped")
+
+
+@dataclass(frozen=True)
+class Handover:
+    outcome: str
+    snapshot: str | None
+    finished_at: str | None
+
+
+def read_handover(state_dir: Path) -> dict[str, Handover]:
+    """Outcomes by PVC name; {} when the file is missing or unreadable (logged, never raised)."""
+    path = state_dir / FILENAME
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        event(log, "handover.unreadable", logging.WARNING, path=str(path), error=str(exc))
+        return {}
+    volumes = raw.get("volumes") if isinstance(raw, dict) else None
+    if not isinstance(volumes, dict):
+        event(log, "handover.unreadable", logging.WARNING, path=str(path), error="no volumes object")
+        return {}
+    found: dict[str, Handover] = {}
+    for pvc, item in volumes.items():
+        if isinstance(item, dict) and item.get("outcome") in OUTCOMES:
+            found[str(pvc)] = Handover(
+                outcome=str(item["outcome"]),
+                snapshot=item.get("snapshot"),
+                finished_at=item.get("finished_at"),
+            )
+    return found

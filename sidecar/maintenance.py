@@ -1,0 +1,144 @@
+"""Repository upkeep after backups: forget by the retention policy, prune, and check.
+
+All three need restic's exclusive lock, so each first clears stale locks and waits (measured) for
+live ones (sidecar.locking), and each stops cleanly when cancelled (SIGTERM: restic gets SIGINT,
+removes its lock, and a prune interrupted between its steps leaves a repository the next prune
+finishes; kill -9 is covered by the tests' sweeps).
+
+Two sidecars can share one repository (an RWX volume mounted by several pods). `forget` is
+idempotent, so both may run it. Prune and check are not worth doing twice, so only the *leader*
+does them: the sidecar that wrote the newest snapshot. Every sidecar can tell from the snapshot list
+alone, without talking to the others, and exactly one of them holds the newest snapshot; a sidecar
+that has not written any snapshot (e.g. blocked by the guard) never prunes a history it does not own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from sidecar.locking import await_locks
+from sidecar.logs import event
+from sidecar.restic import CheckResult, Failure, ForgetResult, Restic, ResticError, Snapshot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """The outcome of one forget, prune or check. `result` is the metric label."""
+
+    operation: str
+    result: str  # success | failed | skipped | locked | cancelled
+    lock_wait: float = 0.0
+    seconds: float = 0.0
+    forget: ForgetResult | None = None
+    check: CheckResult | None = None
+    snapshots: int | None = None
+    message: str = ""
+
+
+def is_leader(snapshots: list[Snapshot], own: Collection[str]) -> bool:
+    """True when the newest snapshot in the repository is one this sidecar wrote."""
+    if not snapshots or not own:
+        return False
+    newest = max(snapshots, key=lambda s: s.time)
+    return newest.id in own
+
+
+def _exclusive(restic: Restic, pvc: str, operation: str, patience: float) -> tuple[float, Maintenance | None]:
+    wait = await_locks(restic, pvc, operation, exclusive=True, patience=patience)
+    if wait.clear:
+        return wait.waited, None
+    return wait.waited, Maintenance(operation, "locked", lock_wait=wait.waited, message="repository locked")
+
+
+def _failed(operation: str, pvc: str, exc: ResticError, waited: float, started: float) -> Maintenance:
+    result = "cancelled" if exc.failure in (Failure.INTERRUPTED, Failure.TIMEOUT) else "failed"
+    if exc.failure is Failure.LOCKED:
+        result = "locked"
+    event(log, f"{operation}.{result}", logging.WARNING, pvc=pvc, failure=exc.failure.value, error=str(exc))
+    return Maintenance(
+        operation, result, lock_wait=waited, seconds=time.monotonic() - started, message=str(exc)
+    )
+
+
+def forget(restic: Restic, pvc: str, policy: Mapping[str, int], *, patience: float) -> Maintenance:
+    """`restic forget` of Lifeboat's snapshots by `policy`; data is freed later by prune."""
+    started = time.monotonic()
+    waited = 0.0
+    try:
+        waited, blocked = _exclusive(restic, pvc, "forget", patience)
+        if blocked:
+            return blocked
+        outcome = restic.forget(policy, tags=["lifeboat"])
+        remaining = len(restic.snapshots())
+    except ResticError as exc:
+        return _failed("forget", pvc, exc, waited, started)
+    seconds = time.monotonic() - started
+    event(
+        log,
+        "forget.finished",
+        pvc=pvc,
+        kept=outcome.kept,
+        removed=outcome.removed,
+        snapshots=remaining,
+        lock_wait_seconds=round(waited, 3),
+    )
+    return Maintenance(
+        "forget", "success", lock_wait=waited, seconds=seconds, forget=outcome, snapshots=remaining
+    )
+
+
+def prune(restic: Restic, pvc: str, own: Collection[str], *, patience: float) -> Maintenance:
+    """`restic prune`, by the leader only (see the module docstring)."""
+    started = time.monotonic()
+    waited = 0.0
+    try:
+        if not is_leader(restic.snapshots(), own):
+            event(log, "prune.skipped", pvc=pvc, reason="another sidecar wrote the newest snapshot")
+            return Maintenance("prune", "skipped", message="not the leader")
+        waited, blocked = _exclusive(restic, pvc, "prune", patience)
+        if blocked:
+            return blocked
+        restic.prune()
+    except ResticError as exc:
+        return _failed("prune", pvc, exc, waited, started)
+    seconds = time.monotonic() - started
+    event(log, "prune.finished", pvc=pvc, seconds=round(seconds, 3), lock_wait_seconds=round(waited, 3))
+    return Maintenance("prune", "success", lock_wait=waited, seconds=seconds)
+
+
+def check(
+    restic: Restic, pvc: str, own: Collection[str], *, read_data_subset: str | None, patience: float
+) -> Maintenance:
+    """`restic check --read-data-subset`, by the leader only; a failed check is a `failed` result."""
+    started = time.monotonic()
+    waited = 0.0
+    try:
+        if not is_leader(restic.snapshots(), own):
+            event(log, "check.skipped", pvc=pvc, reason="another sidecar wrote the newest snapshot")
+            return Maintenance("check", "skipped", message="not the leader")
+        waited, blocked = _exclusive(restic, pvc, "check", patience)
+        if blocked:
+            return blocked
+        outcome = restic.check(read_data_subset=read_data_subset)
+    except ResticError as exc:
+        return _failed("check", pvc, exc, waited, started)
+    seconds = time.monotonic() - started
+    result = "success" if outcome.ok else "failed"
+    level = logging.INFO if outcome.ok else logging.ERROR
+    event(
+        log,
+        f"check.{'finished' if outcome.ok else 'failed'}",
+        level,
+        pvc=pvc,
+        message=outcome.message,
+        seconds=round(seconds, 3),
+        read_data_subset=read_data_subset,
+    )
+    return Maintenance(
+        "check", result, lock_wait=waited, seconds=seconds, check=outcome, message=outcome.message
+    )
