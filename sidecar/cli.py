@@ -22,8 +22,12 @@ from sidecar.config import EX_CONFIG, EX_OK, ConfigError, Settings, VolumeSpec, 
 
 
 def _volume_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--volume", action="append", default=[], metavar="PVC=PATH", help="a volume (repeatable)")
-    parser.add_argument("--pvc-uid", action="append", default=[], metavar="PVC=UID", help="the PVC's UID (tags)")
+    parser.add_argument(
+        "--volume", action="append", default=[], metavar="PVC=PATH", help="a volume (repeatable)"
+    )
+    parser.add_argument(
+        "--pvc-uid", action="append", default=[], metavar="PVC=UID", help="the PVC's UID (tags)"
+    )
     parser.add_argument(
         "--snapshot", action="append", default=[], metavar="PVC=ID|TIME", help="pin the snapshot to restore"
     )

@@ -60,9 +60,7 @@ class Settings(BaseSettings):
     restore_snapshot: Annotated[
         str | None, Field(None, validation_alias=AliasChoices("LIFEBOAT_RESTORE_SNAPSHOT"))
     ]
-    retry_initial: Annotated[
-        float, Field(2.0, gt=0, validation_alias=AliasChoices("LIFEBOAT_RETRY_INITIAL"))
-    ]
+    retry_initial: Annotated[float, Field(2.0, gt=0, validation_alias=AliasChoices("LIFEBOAT_RETRY_INITIAL"))]
     retry_max: Annotated[float, Field(60.0, gt=0, validation_alias=AliasChoices("LIFEBOAT_RETRY_MAX"))]
     probe_timeout: Annotated[
         float, Field(10.0, gt=0, validation_alias=AliasChoices("LIFEBOAT_PROBE_TIMEOUT"))
@@ -71,12 +69,8 @@ class Settings(BaseSettings):
         float, Field(6 * 3600.0, gt=0, validation_alias=AliasChoices("LIFEBOAT_RESTIC_TIMEOUT"))
     ]
     restic_binary: Annotated[str, Field("restic", validation_alias=AliasChoices("LIFEBOAT_RESTIC_BINARY"))]
-    restic_cache_dir: Annotated[
-        Path | None, Field(None, validation_alias=AliasChoices("RESTIC_CACHE_DIR"))
-    ]
-    lock_retry: Annotated[
-        float, Field(300.0, ge=0, validation_alias=AliasChoices("LIFEBOAT_LOCK_RETRY"))
-    ]
+    restic_cache_dir: Annotated[Path | None, Field(None, validation_alias=AliasChoices("RESTIC_CACHE_DIR"))]
+    lock_retry: Annotated[float, Field(300.0, ge=0, validation_alias=AliasChoices("LIFEBOAT_LOCK_RETRY"))]
     state_dir: Annotated[
         Path, Field(Path("/var/run/lifeboat"), validation_alias=AliasChoices("LIFEBOAT_STATE_DIR"))
     ]

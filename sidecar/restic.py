@@ -156,7 +156,7 @@ def parse_time(value: str) -> dt.datetime:
     value = value.replace("Z", "+00:00")
     head, sep, rest = value.partition(".")
     if sep:
-        digits = "".join(c for c in rest if c.isdigit())
+        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
         zone = rest[len(digits) :]
         value = f"{head}.{digits[:6]}{zone}"
     return dt.datetime.fromisoformat(value)

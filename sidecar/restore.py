@@ -78,7 +78,9 @@ class Clock:
     jitter: Callable[[], float] = random.random
 
 
-def ask_store(probe: StoreProbe, restic: Restic, repository: Repository) -> tuple[StoreAnswer, list[SnapshotRef], str]:
+def ask_store(
+    probe: StoreProbe, restic: Restic, repository: Repository
+) -> tuple[StoreAnswer, list[SnapshotRef], str]:
     """The store's answer for one repository: the probe first, then restic for the snapshot list."""
     state, text = probe.probe(repository)
     if state is not StoreState.REPOSITORY:
@@ -89,7 +91,11 @@ def ask_store(probe: StoreProbe, restic: Restic, repository: Repository) -> tupl
         if exc.failure is Failure.WRONG_PASSWORD:
             return StoreAnswer.WRONG_PASSWORD, [], exc.message
         if exc.failure is Failure.NO_REPOSITORY:
-            return StoreAnswer.INCONSISTENT, [], f"S3 shows a repository config but restic cannot open it: {exc.message}"
+            return (
+                StoreAnswer.INCONSISTENT,
+                [],
+                f"S3 shows a repository config but restic cannot open it: {exc.message}",
+            )
         return StoreAnswer.UNREACHABLE, [], exc.message
     return StoreAnswer.SNAPSHOTS, [SnapshotRef(s.id, s.time) for s in snapshots], text
 

@@ -1,0 +1,87 @@
+"""Build test volumes with awkward content and compare trees exactly (content and metadata)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import stat
+from pathlib import Path
+from typing import Any
+
+
+def make_volume(root: Path, *, files: int = 20, size: int = 4096, seed: int = 0) -> None:
+    """Nested dirs, a SQLite database, symlinks (one dangling), hard links, a FIFO, an empty dir,
+    files owned by other uids/gids, odd modes and fixed mtimes."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "app" / "nested" / "deeper").mkdir(parents=True, exist_ok=True)
+    (root / "empty-dir").mkdir(exist_ok=True)
+    for i in range(files):
+        sub = root / "app" / ("nested" if i % 2 else "") / ("deeper" if i % 2 and i % 3 == 0 else "")
+        sub.mkdir(parents=True, exist_ok=True)
+        data = hashlib.sha256(f"{seed}-{i}".encode()).digest() * (size // 32 + 1)
+        (sub / f"file-{i}.bin").write_bytes(data[: size + i])
+    db = sqlite3.connect(root / "app" / "app.sqlite")
+    db.execute("create table kv (k text primary key, v text)")
+    db.executemany("insert into kv values (?, ?)", [(f"k{i}", f"v{seed}-{i}") for i in range(100)])
+    db.commit()
+    db.close()
+    (root / "link-to-db").symlink_to("app/app.sqlite")
+    (root / "dangling").symlink_to("does/not/exist")
+    os.link(root / "app" / "file-0.bin", root / "hardlink-to-file-0")
+    os.mkfifo(root / "a-fifo")
+    owned = root / "owned-by-1001"
+    owned.write_text("postgres-owned\n")
+    os.chown(owned, 1001, 1002)
+    os.chmod(owned, 0o600)
+    secret_dir = root / "private"
+    secret_dir.mkdir(exist_ok=True)
+    (secret_dir / "key").write_text("k")
+    os.chown(secret_dir / "key", 999, 999)
+    os.chown(secret_dir, 999, 999)
+    os.chmod(secret_dir, 0o700)
+    (root / "setgid-dir").mkdir(exist_ok=True)
+    os.chmod(root / "setgid-dir", 0o2775)
+    (root / "unicode-ü file.txt").write_text("ü\n")
+    (root / ".hidden").write_text("dotfile\n")
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        for name in filenames + dirnames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.utime(path, ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789), follow_symlinks=False)
+
+
+def describe(root: Path, *, ignore: tuple[str, ...] = ("lost+found",)) -> dict[str, Any]:
+    """Everything that must survive a round trip, per relative path (the root itself excluded)."""
+    out: dict[str, Any] = {}
+    inodes: dict[int, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel_dir = os.path.relpath(dirpath, root)
+        if rel_dir == ".":
+            dirnames[:] = [d for d in dirnames if d not in ignore]
+        for name in sorted(dirnames + filenames):
+            path = os.path.join(dirpath, name)
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            st = os.lstat(path)
+            entry: dict[str, Any] = {
+                "type": stat.S_IFMT(st.st_mode),
+                "mode": stat.S_IMODE(st.st_mode),
+                "uid": st.st_uid,
+                "gid": st.st_gid,
+            }
+            if stat.S_ISLNK(st.st_mode):
+                entry["target"] = os.readlink(path)
+            elif stat.S_ISREG(st.st_mode):
+                entry["sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+                entry["mtime_ns"] = st.st_mtime_ns
+                if st.st_nlink > 1:
+                    entry["hardlink_group"] = inodes.setdefault(st.st_ino, rel)
+            elif stat.S_ISDIR(st.st_mode):
+                entry["mtime_ns"] = st.st_mtime_ns
+            out[rel] = entry
+    return out
+
+
+def top_level(root: Path) -> list[str]:
+    return sorted(os.listdir(root))
