@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from sidecar.config import EX_NOPERM, EX_OK, EX_TEMPFAIL, Settings, VolumeSpec
 from sidecar.guard import GuardInput, History, Verdict, VolumeFacts, decide
-from sidecar.locking import await_locks
+from sidecar.locking import LockedOut, run_locked
 from sidecar.logs import event
 from sidecar.repository import Repository, for_volume
 from sidecar.restic import BackupSummary, Failure, Restic, ResticError, Snapshot
@@ -220,22 +220,16 @@ def guarded_backup(
             )
         if verdict.adopted:
             event(log, "guard.adopted", logging.WARNING, pvc=pvc, explanation=verdict.explanation)
-        patience = restic.lock_retry if deadline is None else min(restic.lock_retry, max(0.0, deadline()))
-        wait = await_locks(restic, pvc, "backup", exclusive=False, patience=patience)
-        if not wait.clear:
-            return GuardedBackup(
-                pvc,
-                "locked",
-                verdict=verdict,
-                volume=facts,
-                snapshots_before=history.snapshots,
-                lock_wait=wait.waited,
-                failure=Failure.LOCKED,
-                message="the repository is locked exclusively",
-            )
+        patience = lock_patience if deadline is None else min(lock_patience, max(0.0, deadline()))
         budget = timeout if deadline is None else max(1.0, deadline())
-        summary = restic.backup(
-            volume.path, host=SNAPSHOT_HOST, tags=snapshot_tags(namespace, volume), timeout=budget
+        summary, wait = run_locked(
+            restic,
+            pvc,
+            "backup",
+            lambda: restic.backup(
+                volume.path, host=SNAPSHOT_HOST, tags=snapshot_tags(namespace, volume), timeout=budget
+            ),
+            patience=patience,
         )
     except ResticError as exc:
         result = "cancelled" if exc.failure in (Failure.INTERRUPTED, Failure.TIMEOUT) else "failed"
@@ -243,7 +237,10 @@ def guarded_backup(
             result = "locked"
         level = logging.WARNING if result == "cancelled" else logging.ERROR
         event(log, f"backup.{result}", level, pvc=pvc, failure=exc.failure.value, error=str(exc))
-        return GuardedBackup(pvc, result, initialized=initialized, failure=exc.failure, message=str(exc))
+        waited = exc.waited if isinstance(exc, LockedOut) else 0.0
+        return GuardedBackup(
+            pvc, result, initialized=initialized, failure=exc.failure, message=str(exc), lock_wait=waited
+        )
     except OSError as exc:
         event(log, "backup.failed", logging.ERROR, pvc=pvc, failure="volume", error=str(exc))
         return GuardedBackup(pvc, "failed", failure=Failure.FATAL, message=str(exc))

@@ -165,6 +165,7 @@ class Sidecar:
             repository = for_volume(settings, volume.pvc, volume.repository)
             restic = restic_for(settings, repository, redact)
             restic.grace = settings.stop_grace
+            restic.lock_retry = 0  # lock waits happen in sidecar.locking, where they are measured
             outcome = self.handover[volume.pvc].outcome if volume.pvc in self.handover else None
             worker = VolumeWorker(settings, volume, restic, self.metrics, outcome, clock=clock)
             worker.on_failure = self._retry_later

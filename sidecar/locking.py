@@ -6,9 +6,10 @@ Stale locks silently stopping backups for weeks is the anchors' most reported fa
 without a refresh, or created on this hostname by a process that no longer exists. So before every
 operation Lifeboat lists the locks (cheap, no lock taken) and, only if some exist, runs `restic
 unlock` and reports what disappeared (`lock.stale_removed`). A live lock, e.g. another pod's backup
-or prune, is never removed: exclusive work (forget, prune, check) waits for it, polling, and the
-seconds spent waiting are reported (`lifeboat_lock_wait_seconds_total`), so slow contention is seen
+or prune, is never removed: the operation waits for it, retrying, and the seconds spent waiting are
+reported (`lifeboat_lock_wait_seconds_total`), so slow contention is seen
 long before it becomes a missed backup. `--remove-all` is never used on Lifeboat's own initiative.
+Locks are only looked at when restic says "locked" (exit 11): the common case costs nothing.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sidecar.logs import event
 from sidecar.restic import Failure, Lock, Restic, ResticError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -32,11 +35,14 @@ class LockWait:
 
     waited: float
     removed: tuple[Lock, ...] = ()
-    blocking: tuple[Lock, ...] = ()
 
-    @property
-    def clear(self) -> bool:
-        return not self.blocking
+
+class LockedOut(ResticError):
+    """Live locks kept the operation out for longer than its patience; `waited` says how long."""
+
+    def __init__(self, operation: str, message: str, waited: float) -> None:
+        super().__init__(operation, Failure.LOCKED, 11, message)
+        self.waited = waited
 
 
 def _describe(lock: Lock, now: dt.datetime) -> dict[str, Any]:
@@ -64,51 +70,56 @@ def remove_stale(restic: Restic, pvc: str) -> tuple[list[Lock], list[Lock]]:
     return removed, after
 
 
-def conflicting(locks: list[Lock], *, exclusive: bool) -> list[Lock]:
-    """The locks that keep an operation out: any lock for exclusive work, exclusive ones otherwise."""
-    return [lock for lock in locks if exclusive or lock.exclusive]
-
-
-def await_locks(
+def run_locked(
     restic: Restic,
     pvc: str,
     operation: str,
+    action: Callable[[], T],
     *,
-    exclusive: bool,
     patience: float,
     poll: float = 5.0,
     clock: Callable[[], float] = time.monotonic,
-) -> LockWait:
-    """Clears stale locks, then waits up to `patience` seconds for live conflicting ones to go.
+) -> tuple[T, LockWait]:
+    """Runs `action` (one restic call); while restic answers "locked" (exit 11), removes stale
+    locks and retries, waiting up to `patience` seconds for live ones. Returns the action's result
+    and the wait. Raises the last ResticError(LOCKED) when patience runs out, and
+    ResticError(INTERRUPTED) when the handle's cancel token is set while waiting.
 
-    Raises ResticError(INTERRUPTED) when the handle's cancel token is set while waiting.
+    Optimistic on purpose: every restic start costs a key derivation (~0.5 s of CPU), so the common
+    unlocked case pays nothing extra; the handle must not use restic's own `--retry-lock`
+    (`lock_retry=0`), or the wait would be hidden inside restic and not measured.
     """
-    started = clock()
+    started: float | None = None
     removed: list[Lock] = []
-    announced = False
     while True:
-        gone, remaining = remove_stale(restic, pvc)
-        removed += gone
-        blocking = conflicting(remaining, exclusive=exclusive)
-        waited = clock() - started
-        if not blocking or waited >= patience:
-            if blocking:
-                now = dt.datetime.now(dt.UTC)
-                for lock in blocking:
-                    event(
-                        log,
-                        "lock.held",
-                        logging.WARNING,
-                        pvc=pvc,
-                        operation=operation,
-                        **_describe(lock, now),
-                    )
-            elif announced:
-                event(log, "lock.acquired", pvc=pvc, operation=operation, waited_seconds=round(waited, 3))
-            return LockWait(waited=waited, removed=tuple(removed), blocking=tuple(blocking))
-        if not announced:
-            now = dt.datetime.now(dt.UTC)
-            event(log, "lock.waiting", pvc=pvc, operation=operation, **_describe(blocking[0], now))
-            announced = True
-        if restic.cancel.wait(min(poll, max(0.0, patience - waited))):
-            raise ResticError(operation, Failure.INTERRUPTED, None, "cancelled while waiting for a lock")
+        try:
+            value = action()
+        except ResticError as exc:
+            if exc.failure is not Failure.LOCKED:
+                raise
+            now = clock()
+            if started is None:
+                started = now
+            gone, remaining = remove_stale(restic, pvc)
+            removed += gone
+            if gone:
+                continue  # a stale lock was in the way: try again at once
+            waited = now - started
+            if waited >= patience:
+                stamp = dt.datetime.now(dt.UTC)
+                for lock in remaining:
+                    fields = _describe(lock, stamp)
+                    event(log, "lock.held", logging.WARNING, pvc=pvc, operation=operation, **fields)
+                raise LockedOut(operation, exc.message, waited) from None
+            if waited == 0 and remaining:
+                fields = _describe(remaining[0], dt.datetime.now(dt.UTC))
+                event(log, "lock.waiting", pvc=pvc, operation=operation, **fields)
+            if restic.cancel.wait(min(poll, max(0.05, patience - waited))):
+                raise ResticError(
+                    operation, Failure.INTERRUPTED, None, "cancelled while waiting for a lock"
+                ) from None
+            continue
+        waited = 0.0 if started is None else clock() - started
+        if started is not None:
+            event(log, "lock.acquired", pvc=pvc, operation=operation, waited_seconds=round(waited, 3))
+        return value, LockWait(waited=waited, removed=tuple(removed))

@@ -19,7 +19,7 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from sidecar.locking import await_locks
+from sidecar.locking import LockedOut, run_locked
 from sidecar.logs import event
 from sidecar.restic import CheckResult, Failure, ForgetResult, Restic, ResticError, Snapshot
 
@@ -48,18 +48,12 @@ def is_leader(snapshots: list[Snapshot], own: Collection[str]) -> bool:
     return newest.id in own
 
 
-def _exclusive(restic: Restic, pvc: str, operation: str, patience: float) -> tuple[float, Maintenance | None]:
-    wait = await_locks(restic, pvc, operation, exclusive=True, patience=patience)
-    if wait.clear:
-        return wait.waited, None
-    return wait.waited, Maintenance(operation, "locked", lock_wait=wait.waited, message="repository locked")
-
-
-def _failed(operation: str, pvc: str, exc: ResticError, waited: float, started: float) -> Maintenance:
+def _failed(operation: str, pvc: str, exc: ResticError, started: float) -> Maintenance:
     result = "cancelled" if exc.failure in (Failure.INTERRUPTED, Failure.TIMEOUT) else "failed"
     if exc.failure is Failure.LOCKED:
         result = "locked"
     event(log, f"{operation}.{result}", logging.WARNING, pvc=pvc, failure=exc.failure.value, error=str(exc))
+    waited = exc.waited if isinstance(exc, LockedOut) else 0.0
     return Maintenance(
         operation, result, lock_wait=waited, seconds=time.monotonic() - started, message=str(exc)
     )
@@ -68,15 +62,12 @@ def _failed(operation: str, pvc: str, exc: ResticError, waited: float, started: 
 def forget(restic: Restic, pvc: str, policy: Mapping[str, int], *, patience: float) -> Maintenance:
     """`restic forget` of Lifeboat's snapshots by `policy`; data is freed later by prune."""
     started = time.monotonic()
-    waited = 0.0
     try:
-        waited, blocked = _exclusive(restic, pvc, "forget", patience)
-        if blocked:
-            return blocked
-        outcome = restic.forget(policy, tags=["lifeboat"])
-        remaining = len(restic.snapshots())
+        outcome, wait = run_locked(
+            restic, pvc, "forget", lambda: restic.forget(policy, tags=["lifeboat"]), patience=patience
+        )
     except ResticError as exc:
-        return _failed("forget", pvc, exc, waited, started)
+        return _failed("forget", pvc, exc, started)
     seconds = time.monotonic() - started
     event(
         log,
@@ -84,31 +75,26 @@ def forget(restic: Restic, pvc: str, policy: Mapping[str, int], *, patience: flo
         pvc=pvc,
         kept=outcome.kept,
         removed=outcome.removed,
-        snapshots=remaining,
-        lock_wait_seconds=round(waited, 3),
+        lock_wait_seconds=round(wait.waited, 3),
     )
     return Maintenance(
-        "forget", "success", lock_wait=waited, seconds=seconds, forget=outcome, snapshots=remaining
+        "forget", "success", lock_wait=wait.waited, seconds=seconds, forget=outcome, snapshots=outcome.kept
     )
 
 
 def prune(restic: Restic, pvc: str, own: Collection[str], *, patience: float) -> Maintenance:
     """`restic prune`, by the leader only (see the module docstring)."""
     started = time.monotonic()
-    waited = 0.0
     try:
         if not is_leader(restic.snapshots(), own):
             event(log, "prune.skipped", pvc=pvc, reason="another sidecar wrote the newest snapshot")
             return Maintenance("prune", "skipped", message="not the leader")
-        waited, blocked = _exclusive(restic, pvc, "prune", patience)
-        if blocked:
-            return blocked
-        restic.prune()
+        _, wait = run_locked(restic, pvc, "prune", restic.prune, patience=patience)
     except ResticError as exc:
-        return _failed("prune", pvc, exc, waited, started)
+        return _failed("prune", pvc, exc, started)
     seconds = time.monotonic() - started
-    event(log, "prune.finished", pvc=pvc, seconds=round(seconds, 3), lock_wait_seconds=round(waited, 3))
-    return Maintenance("prune", "success", lock_wait=waited, seconds=seconds)
+    event(log, "prune.finished", pvc=pvc, seconds=round(seconds, 3), lock_wait_seconds=round(wait.waited, 3))
+    return Maintenance("prune", "success", lock_wait=wait.waited, seconds=seconds)
 
 
 def check(
@@ -116,29 +102,22 @@ def check(
 ) -> Maintenance:
     """`restic check --read-data-subset`, by the leader only; a failed check is a `failed` result."""
     started = time.monotonic()
-    waited = 0.0
     try:
         if not is_leader(restic.snapshots(), own):
             event(log, "check.skipped", pvc=pvc, reason="another sidecar wrote the newest snapshot")
             return Maintenance("check", "skipped", message="not the leader")
-        waited, blocked = _exclusive(restic, pvc, "check", patience)
-        if blocked:
-            return blocked
-        outcome = restic.check(read_data_subset=read_data_subset)
+        outcome, wait = run_locked(
+            restic, pvc, "check", lambda: restic.check(read_data_subset=read_data_subset), patience=patience
+        )
     except ResticError as exc:
-        return _failed("check", pvc, exc, waited, started)
+        return _failed("check", pvc, exc, started)
     seconds = time.monotonic() - started
     result = "success" if outcome.ok else "failed"
     level = logging.INFO if outcome.ok else logging.ERROR
+    name = "check.finished" if outcome.ok else "check.failed"
     event(
-        log,
-        f"check.{'finished' if outcome.ok else 'failed'}",
-        level,
-        pvc=pvc,
-        message=outcome.message,
-        seconds=round(seconds, 3),
-        read_data_subset=read_data_subset,
+        log, name, level, pvc=pvc, message=outcome.message, seconds=round(seconds, 3), subset=read_data_subset
     )
     return Maintenance(
-        "check", result, lock_wait=waited, seconds=seconds, check=outcome, message=outcome.message
+        "check", result, lock_wait=wait.waited, seconds=seconds, check=outcome, message=outcome.message
     )
