@@ -55,6 +55,7 @@ def lifeboat(
         args += ["--volume", f"{pvc}={path}"]
     args += list(extra)
     state_dir = tmp / "state"
+    tmp.mkdir(parents=True, exist_ok=True)
     term = tmp / "termination-log"
     full_env = store.env(
         LIFEBOAT_STATE_DIR=str(state_dir),
