@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.poly1305 import Poly1305
 
 
 def _mac(k: bytes, r: bytes, nonce: bytes, data: bytes) -> bytes:
-    encryptor = Cipher(algorithms.AES(k), modes.ECB()).encryptor()  # noqa: S305 - Poly1305-AES's s
+    encryptor = Cipher(algorithms.AES(k), modes.ECB()).encryptor()
     s = encryptor.update(nonce) + encryptor.finalize()
     return Poly1305.generate_tag(r + s, data)
 

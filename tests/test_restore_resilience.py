@@ -16,7 +16,7 @@ from sidecar import volume as vol
 from sidecar.decision import VolumeState
 from tests.conftest import ACCESS_KEY, SECRET_KEY, Store, _new_store
 from tests.lifeboat_cli import LIFEBOAT, lifeboat, restic, snapshots
-from tests.trees import describe, make_volume, top_level
+from sidecar.devtree import describe, make_volume, top_level
 
 pytestmark = pytest.mark.s3
 

@@ -16,7 +16,7 @@ from sidecar.devstore import free_port
 from sidecar.restic import parse_time
 from tests.conftest import Store
 from tests.lifeboat_cli import lifeboat, restic, snapshots
-from tests.trees import describe, make_volume, top_level
+from sidecar.devtree import describe, make_volume, top_level
 
 pytestmark = pytest.mark.s3
 
