@@ -131,6 +131,7 @@ class GuardedBackup:
     volume: VolumeFacts | None = None
     snapshots_before: int = 0
     lock_wait: float = 0.0
+    stale_locks_removed: int = 0
     initialized: bool = False
     failure: Failure | None = None
     message: str = ""
@@ -265,6 +266,7 @@ def guarded_backup(
         volume=facts,
         snapshots_before=history.snapshots,
         lock_wait=wait.waited,
+        stale_locks_removed=len(wait.removed),
         initialized=initialized,
         message=f"snapshot {summary.snapshot_id}",
     )

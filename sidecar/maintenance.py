@@ -33,6 +33,7 @@ class Maintenance:
     operation: str
     result: str  # success | failed | skipped | locked | cancelled
     lock_wait: float = 0.0
+    stale_locks_removed: int = 0
     seconds: float = 0.0
     forget: ForgetResult | None = None
     check: CheckResult | None = None
@@ -78,7 +79,13 @@ def forget(restic: Restic, pvc: str, policy: Mapping[str, int], *, patience: flo
         lock_wait_seconds=round(wait.waited, 3),
     )
     return Maintenance(
-        "forget", "success", lock_wait=wait.waited, seconds=seconds, forget=outcome, snapshots=outcome.kept
+        "forget",
+        "success",
+        lock_wait=wait.waited,
+        stale_locks_removed=len(wait.removed),
+        seconds=seconds,
+        forget=outcome,
+        snapshots=outcome.kept,
     )
 
 
@@ -94,7 +101,9 @@ def prune(restic: Restic, pvc: str, own: Collection[str], *, patience: float) ->
         return _failed("prune", pvc, exc, started)
     seconds = time.monotonic() - started
     event(log, "prune.finished", pvc=pvc, seconds=round(seconds, 3), lock_wait_seconds=round(wait.waited, 3))
-    return Maintenance("prune", "success", lock_wait=wait.waited, seconds=seconds)
+    return Maintenance(
+        "prune", "success", lock_wait=wait.waited, stale_locks_removed=len(wait.removed), seconds=seconds
+    )
 
 
 def check(
@@ -119,5 +128,11 @@ def check(
         log, name, level, pvc=pvc, message=outcome.message, seconds=round(seconds, 3), subset=read_data_subset
     )
     return Maintenance(
-        "check", result, lock_wait=wait.waited, seconds=seconds, check=outcome, message=outcome.message
+        "check",
+        result,
+        lock_wait=wait.waited,
+        stale_locks_removed=len(wait.removed),
+        seconds=seconds,
+        check=outcome,
+        message=outcome.message,
     )

@@ -119,6 +119,7 @@ class Metrics:
         ns, pvc = self.namespace, result.pvc
         self.backups.labels(ns, pvc, result.result).inc()
         self.lock_wait.labels(ns, pvc, "backup").inc(result.lock_wait)
+        self.stale_locks.labels(ns, pvc).inc(result.stale_locks_removed)
         if result.result == "blocked" and result.verdict and result.verdict.reason:
             for reason in Reason:
                 self.guard_blocked.labels(ns, pvc, reason.value).set(
@@ -137,16 +138,13 @@ class Metrics:
         ns = self.namespace
         self.maintenance.labels(ns, pvc, result.operation, result.result).inc()
         self.lock_wait.labels(ns, pvc, result.operation).inc(result.lock_wait)
+        self.stale_locks.labels(ns, pvc).inc(result.stale_locks_removed)
         if result.snapshots is not None:
             self.snapshots.labels(ns, pvc).set(result.snapshots)
         if result.result == "success" and result.operation == "check":
             self.check_last_success.labels(ns, pvc).set(now)
         if result.result == "success" and result.operation == "prune":
             self.prune_last_success.labels(ns, pvc).set(now)
-
-    def observe_stale_locks(self, pvc: str, count: int) -> None:
-        if count:
-            self.stale_locks.labels(self.namespace, pvc).inc(count)
 
     def observe_volume(self, pvc: str, used: int | None) -> None:
         if used is not None:
