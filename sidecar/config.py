@@ -17,10 +17,9 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-EX_OK = 0
-EX_TEMPFAIL = 75
-EX_NOPERM = 77
-EX_CONFIG = 78
+from sidecar.exitcodes import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL
+
+__all__ = ["EX_CONFIG", "EX_NOPERM", "EX_OK", "EX_TEMPFAIL", "ConfigError", "Settings", "VolumeSpec"]
 
 # DNS-1123 label (namespaces) and subdomain (PVC names), as Kubernetes validates them.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -179,7 +178,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     try:
         if env is None:
             return Settings()
-        return Settings(**{k: v for k, v in env.items()})
+        return Settings.model_validate(env)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
 

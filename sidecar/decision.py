@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from sidecar.config import EX_CONFIG, EX_NOPERM, EX_TEMPFAIL
+from sidecar.exitcodes import EX_CONFIG, EX_NOPERM, EX_TEMPFAIL
 
 
 class VolumeState(Enum):
@@ -42,7 +42,7 @@ class StoreAnswer(Enum):
     BUCKET_MISSING = "bucket_missing"
     UNREACHABLE = "unreachable"
     DENIED = "denied"
-    WRONG_PASSWORD = "wrong_password"
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105 - a name, not a password
 
 
 @dataclass(frozen=True)

@@ -107,11 +107,14 @@ def run_demo(keep: bool = False) -> int:
         same = restored == expected
         mismatched = sorted(k for k in set(expected) | set(restored) if expected.get(k) != restored.get(k))
         handover = json.loads((work / "state" / "restore.json").read_text())
-        print(f"  {'verify':<28} {'identical' if same else 'DIFFERENT: ' + ', '.join(mismatched[:5])}"
-              f" ({len(expected)} entries; SQLite rows {rows}; handover {handover['volumes']['data']['outcome']})")
+        verdict = "identical" if same else "DIFFERENT: " + ", ".join(mismatched[:5])
+        outcome = handover["volumes"]["data"]["outcome"]
+        print(f"  {'verify':<28} {verdict} ({len(expected)} entries; SQLite rows {rows}; handover {outcome})")
         total = sum(timings.values())
-        print(f"lifeboat demo: {'data came back' if same else 'FAILED'} in {total:.1f}s "
-              f"(backup {timings['backup']:.2f}s, restore {timings['restore (volume lost)']:.2f}s)")
+        print(
+            f"lifeboat demo: {'data came back' if same else 'FAILED'} in {total:.1f}s "
+            f"(backup {timings['backup']:.2f}s, restore {timings['restore (volume lost)']:.2f}s)"
+        )
         return 0 if same else 1
     finally:
         server.stop()

@@ -84,7 +84,7 @@ class S3Server:
             try:
                 client.list_buckets()
                 return
-            except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+            except Exception as exc:
                 last = exc
                 time.sleep(0.2)
         raise TimeoutError(f"{self.kind} not ready after {timeout}s: {last}")

@@ -51,14 +51,16 @@ def make_volume(root: Path, *, files: int = 20, size: int = 4096, seed: int = 0)
     _chown(secret_dir, 999, 999)
     os.chmod(secret_dir, 0o700)
     (root / "setgid-dir").mkdir(exist_ok=True)
-    os.chmod(root / "setgid-dir", 0o2775)
+    os.chmod(root / "setgid-dir", 0o2775)  # noqa: S103 - test content with a setgid bit
     (root / "unicode-ü file.txt").write_text("ü\n")
     (root / ".hidden").write_text("dotfile\n")
     for dirpath, dirnames, filenames in os.walk(root, topdown=False):
         for name in filenames + dirnames:
             path = os.path.join(dirpath, name)
             if not os.path.islink(path):
-                os.utime(path, ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789), follow_symlinks=False)
+                os.utime(
+                    path, ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789), follow_symlinks=False
+                )
 
 
 def describe(root: Path, *, ignore: tuple[str, ...] = ("lost+found",)) -> dict[str, Any]:

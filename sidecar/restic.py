@@ -38,7 +38,7 @@ class Failure(Enum):
     FATAL = "fatal"  # 1: any other error (network, missing bucket, corrupt data, ...)
     NO_REPOSITORY = "no_repository"  # 10
     LOCKED = "locked"  # 11
-    WRONG_PASSWORD = "wrong_password"  # 12
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105 - exit 12, not a password
     INTERRUPTED = "interrupted"  # 130, after our SIGINT
     TIMEOUT = "timeout"  # we stopped it: the call ran past its bound
     NOT_INSTALLED = "not_installed"

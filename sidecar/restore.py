@@ -251,8 +251,9 @@ def summary_line(outcomes: Sequence[Outcome]) -> str:
     parts = []
     for o in outcomes:
         if o.outcome == "restored":
+            size = _human(o.bytes)
             parts.append(
-                f"{o.pvc}: restored {(o.snapshot or '')[:8]} ({o.files} files, {_human(o.bytes)}, {o.seconds:.1f}s)"
+                f"{o.pvc}: restored {(o.snapshot or '')[:8]} ({o.files} files, {size}, {o.seconds:.1f}s)"
             )
         elif o.outcome in ("failed", "waiting"):
             parts.append(f"{o.pvc}: {o.outcome} (exit {o.exit_code}): {o.reason}")

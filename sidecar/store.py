@@ -106,7 +106,8 @@ class StoreProbe:
                 )
             return StoreState.NO_REPOSITORY, f"bucket reachable, no repository at {repository.url}"
         except ClientError as exc:
-            return classify_client_error(exc.response), _describe(exc.response)
+            response = dict(exc.response)
+            return classify_client_error(response), _describe(response)
         except BotoCoreError as exc:
             return StoreState.UNREACHABLE, f"{type(exc).__name__}: {exc}"
         except OSError as exc:  # pragma: no cover - botocore wraps these, but be sure

@@ -73,9 +73,13 @@ def lifeboat(
     )
 
 
-def restic(store: Store, repository: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def restic(
+    store: Store, repository: str, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     env = store.restic_env(repository)
-    return subprocess.run([RESTIC, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=True)
+    return subprocess.run(
+        [RESTIC, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=True
+    )
 
 
 def snapshots(store: Store, repository: str) -> list[dict[str, Any]]:

@@ -14,9 +14,9 @@ import pytest
 from sidecar import devstore
 from sidecar import volume as vol
 from sidecar.decision import VolumeState
+from sidecar.devtree import describe, make_volume, top_level
 from tests.conftest import ACCESS_KEY, SECRET_KEY, Store, _new_store
 from tests.lifeboat_cli import LIFEBOAT, lifeboat, restic, snapshots
-from sidecar.devtree import describe, make_volume, top_level
 
 pytestmark = pytest.mark.s3
 
@@ -98,7 +98,9 @@ def test_a_crash_between_the_renames_is_completed_by_the_rerun(seaweed: Store, t
         os.rename(tree / name, volume / name)
     assert vol.inspect(volume) is VolumeState.PENDING
 
-    run = lifeboat("restore", seaweed, {"data": volume}, tmp_path, env={"LIFEBOAT_S3_ENDPOINT": "http://127.0.0.1:9"})
+    run = lifeboat(
+        "restore", seaweed, {"data": volume}, tmp_path, env={"LIFEBOAT_S3_ENDPOINT": "http://127.0.0.1:9"}
+    )
     assert run.code == 0, run.stderr  # finishing needs no store
     assert run.outcome("data")["outcome"] == "restored"
     assert run.outcome("data")["snapshot"] == snap["id"]
@@ -129,7 +131,9 @@ def own_seaweed(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
     server.stop()
 
 
-def test_store_down_during_the_retry_loop_then_back_restores(own_seaweed: devstore.S3Server, tmp_path: Path) -> None:
+def test_store_down_during_the_retry_loop_then_back_restores(
+    own_seaweed: devstore.S3Server, tmp_path: Path
+) -> None:
     store = _new_store(own_seaweed)
     source = tmp_path / "source"
     make_volume(source)

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from sidecar.devstore import free_port
+from sidecar.devtree import describe, make_volume, top_level
 from sidecar.restic import parse_time
 from tests.conftest import Store
 from tests.lifeboat_cli import lifeboat, restic, snapshots
-from sidecar.devtree import describe, make_volume, top_level
 
 pytestmark = pytest.mark.s3
 
@@ -109,9 +109,7 @@ def test_a_pinned_time_restores_the_latest_snapshot_at_or_before_it(seaweed: Sto
     between = (t1 + (t2 - t1) / 2).isoformat()
     volume = tmp_path / "vol"
     volume.mkdir()
-    run = lifeboat(
-        "restore", seaweed, {"data": volume}, tmp_path, env={"LIFEBOAT_RESTORE_SNAPSHOT": between}
-    )
+    run = lifeboat("restore", seaweed, {"data": volume}, tmp_path, env={"LIFEBOAT_RESTORE_SNAPSHOT": between})
     assert run.code == 0, run.stderr
     assert run.outcome("data")["snapshot"] == first["id"]
     assert describe(volume) == describe(older)

@@ -1,0 +1,13 @@
+"""Exit codes of every `lifeboat` command, from sysexits.h, so Kubernetes and users can tell
+"wait" from "fix something" at a glance.
+
+0  EX_OK        done: skipped, fresh or restored (restore); backup taken (backup)
+75 EX_TEMPFAIL  the store could not be reached or answered wrongly; retried until the deadline
+77 EX_NOPERM    credentials refused or the restic password does not open the repository
+78 EX_CONFIG    invalid or missing configuration; the message names the variable and the fix
+"""
+
+EX_OK = 0
+EX_TEMPFAIL = 75
+EX_NOPERM = 77
+EX_CONFIG = 78
