@@ -31,3 +31,16 @@ bench-admission: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# A real one-node Kubernetes from upstream components (cluster/, docs/testing.md). Needs root.
+# LIFEBOAT_CLUSTER_TIER=control-plane (default) or node.
+.PHONY: cluster-up cluster-down e2e
+cluster-up: setup
+	cluster/up.sh
+
+cluster-down:
+	cluster/down.sh
+
+e2e: setup
+	LIFEBOAT_E2E_KUBECONFIG=$${LIFEBOAT_E2E_KUBECONFIG:-$(CURDIR)/.cache/cluster/kubeconfig} \
+	  $(BIN)/pytest -q -m e2e tests/e2e
