@@ -95,7 +95,6 @@ def test_kill_9_during_backup_never_leaves_the_repository_unusable(seaweed: Stor
         assert result.result == "success", f"kill point {i}: {result.message}"
         check_clean(seaweed, "data")
     assert locks(seaweed, "data") == []
-    assert survived <= KILL_POINTS // 2
     assert survived <= KILL_POINTS // 2  # most kills really landed mid-backup
     newest = max(snapshots(seaweed, "data"), key=lambda s: str(s["time"]))
     assert newest["summary"]["total_files_processed"] == 40 + 20 + 20 * KILL_POINTS  # type: ignore[index]
@@ -128,3 +127,4 @@ def test_kill_9_during_prune_never_leaves_the_repository_unusable(seaweed: Store
         assert result.result == "success", f"kill point {i}: {result.message}"
         check_clean(seaweed, "data")
     assert locks(seaweed, "data") == []
+    assert survived <= KILL_POINTS // 2  # most kills really landed mid-prune
