@@ -9,7 +9,7 @@ PKI="$STATE/pki"
 LOGS="$STATE/logs"
 RUN="$STATE/run"
 NETNS="${LIFEBOAT_NETNS:-lifeboat-e2e}"
-# The node's address: a dummy interface inside $NETNS (never reachable from outside it).
+# The node's address: on the loopback of $NETNS (never reachable from outside it).
 NODE_IP="${LIFEBOAT_NODE_IP:-10.213.0.2}"
 NODE_NAME="${LIFEBOAT_NODE_NAME:-lifeboat-node}"
 SERVICE_CIDR="10.96.0.0/16"

@@ -23,14 +23,12 @@ mkdir -p "$LOGS" "$RUN"
 
 # --- network namespace --------------------------------------------------------------------
 if ! ip netns list | grep -qw "$NETNS"; then
-  log "creating network namespace $NETNS (node address $NODE_IP on a dummy interface)"
+  # The node address lives on the namespace's own loopback (this kernel has no dummy links),
+  # so nothing outside the namespace can reach it or be reached through it.
+  log "creating network namespace $NETNS (node address $NODE_IP on its loopback)"
   ip netns add "$NETNS"
   ip -n "$NETNS" link set lo up
-  ip -n "$NETNS" link add lb0 type dummy
-  ip -n "$NETNS" addr add "$NODE_IP/24" dev lb0
-  ip -n "$NETNS" link set lb0 up
-  # A default route so the kube-apiserver/kubelet find a "host IP"; it leads nowhere.
-  ip -n "$NETNS" route add default dev lb0
+  ip -n "$NETNS" addr add "$NODE_IP/32" dev lo
 fi
 
 # --- etcd ---------------------------------------------------------------------------------
