@@ -115,6 +115,29 @@ class S3Server:
         )
 
 
+def _server(
+    kind: str,
+    port: int,
+    data_dir: Path,
+    access_key: str,
+    secret_key: str,
+    argv: list[str],
+    keys: dict[str, str],
+) -> S3Server:
+    """An S3Server whose keys travel in its environment (never argv), with a minimal env otherwise."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(data_dir), **keys}
+    return S3Server(
+        kind=kind,
+        endpoint=f"http://127.0.0.1:{port}",
+        access_key=access_key,
+        secret_key=secret_key,
+        data_dir=data_dir,
+        argv=argv,
+        env=env,
+        log_path=data_dir / "server.log",
+    )
+
+
 def seaweedfs(data_dir: Path, access_key: str, secret_key: str, bucket: str | None = None) -> S3Server:
     """A `weed mini` on free loopback ports (every port given, so several can run at once)."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -144,22 +167,8 @@ def seaweedfs(data_dir: Path, access_key: str, secret_key: str, bucket: str | No
             argv.append(f"{flag}.grpc={free_port()}")
     if bucket:
         argv.append(f"-bucket={bucket}")
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(data_dir),
-        "AWS_ACCESS_KEY_ID": access_key,
-        "AWS_SECRET_ACCESS_KEY": secret_key,
-    }
-    return S3Server(
-        kind="seaweedfs",
-        endpoint=f"http://127.0.0.1:{s3_port}",
-        access_key=access_key,
-        secret_key=secret_key,
-        data_dir=data_dir,
-        argv=argv,
-        env=env,
-        log_path=data_dir / "server.log",
-    )
+    keys = {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
+    return _server("seaweedfs", s3_port, data_dir, access_key, secret_key, argv, keys)
 
 
 def rclone(data_dir: Path, access_key: str, secret_key: str) -> S3Server:
@@ -177,21 +186,8 @@ def rclone(data_dir: Path, access_key: str, secret_key: str) -> S3Server:
         "/dev/null",
         str(root),
     ]
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(data_dir),
-        "RCLONE_AUTH_KEY": f'"{access_key},{secret_key}"',  # rclone reads list env vars as CSV
-    }
-    return S3Server(
-        kind="rclone",
-        endpoint=f"http://127.0.0.1:{port}",
-        access_key=access_key,
-        secret_key=secret_key,
-        data_dir=data_dir,
-        argv=argv,
-        env=env,
-        log_path=data_dir / "server.log",
-    )
+    keys = {"RCLONE_AUTH_KEY": f'"{access_key},{secret_key}"'}  # rclone reads list env vars as CSV
+    return _server("rclone", port, data_dir, access_key, secret_key, argv, keys)
 
 
 @contextlib.contextmanager
