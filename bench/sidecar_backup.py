@@ -115,7 +115,7 @@ def main() -> None:
                 handover = {"version": 1, "volumes": {pvc: {"outcome": "fresh"}}}
                 (state / "restore.json").write_text(json.dumps(handover))
                 settings = load_sidecar_settings(env_for(server, "bench", state))
-                worker = Sidecar([VolumeSpec(pvc, data, pvc_uid="bench")], settings).workers[0]
+                worker = Sidecar.from_settings([VolumeSpec(pvc, data, pvc_uid="bench")], settings).workers[0]
                 # the repository exists for both sides before timing (init is not a backup)
                 worker._ensure()
                 timings["raw-first"].append(raw_backup(server, "bench", pvc, data, root / f"rawcache{r}"))

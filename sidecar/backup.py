@@ -6,29 +6,32 @@ credential never leads to a second repository being started beside the real one)
 Snapshots carry a stable identity: host `lifeboat`, tags for namespace, PVC and (when known) the
 PVC's UID, so restarts of the pod continue one history and a rebuilt cluster finds it by name.
 
-The long-running sidecar uses `guarded_backup()`: the same backup, preceded by the guard rails
-(sidecar.guard: never an empty, shrunken or foreign volume over real history) and by lock handling
-(sidecar.locking: stale locks removed by restic's own rules, live ones waited for and measured).
+The long-running sidecar uses sidecar.scheduled: the same backup and identity, preceded by the
+guard rails and lock handling, in a module light enough for the idle process.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sidecar.config import EX_NOPERM, EX_OK, EX_TEMPFAIL, Settings, VolumeSpec
-from sidecar.guard import GuardInput, History, Verdict, VolumeFacts, decide
-from sidecar.locking import LockedOut, run_locked
+from sidecar.identity import SNAPSHOT_HOST, tags_for
 from sidecar.logs import event
 from sidecar.repository import Repository, for_volume
-from sidecar.restic import BackupSummary, Failure, Restic, ResticError, Snapshot
+from sidecar.restic import BackupSummary, Failure, Restic, ResticError
 from sidecar.store import StoreProbe, StoreState
-from sidecar.usage import measure
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_HOST = "lifeboat"
+__all__ = [
+    "SNAPSHOT_HOST",
+    "BackupResult",
+    "backup_volume",
+    "ensure_repository",
+    "restic_for",
+    "snapshot_tags",
+]
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,8 @@ class BackupResult:
 
 
 def snapshot_tags(namespace: str, volume: VolumeSpec) -> list[str]:
-    """The identity every Lifeboat snapshot carries (restic tags may not contain commas)."""
-    tags = ["lifeboat", f"namespace={namespace}", f"pvc={volume.pvc}"]
-    if volume.pvc_uid:
-        tags.append(f"pvc-uid={volume.pvc_uid}")
-    return tags
+    """The identity every Lifeboat snapshot carries (see sidecar.identity)."""
+    return tags_for(namespace, volume.pvc, volume.pvc_uid)
 
 
 def restic_for(settings: Settings, repository: Repository, redact: object = None) -> Restic:
@@ -107,166 +107,3 @@ def backup_volume(
         incomplete=summary.incomplete,
     )
     return BackupResult(volume.pvc, EX_OK, summary, initialized, f"snapshot {summary.snapshot_id}")
-
-
-# -- the scheduled, guarded backup of the long-running sidecar ---------------------------------
-
-
-@dataclass(frozen=True)
-class GuardPolicy:
-    """The guard rails' knobs: LIFEBOAT_ADOPT and LIFEBOAT_SHRINK_LIMIT."""
-
-    adopt: bool = False
-    shrink_limit: float = 0.5
-
-
-@dataclass(frozen=True)
-class GuardedBackup:
-    """What one scheduled (or final) backup did. `result` is the metric label."""
-
-    pvc: str
-    result: str  # success | incomplete | blocked | locked | failed | cancelled
-    summary: BackupSummary | None = None
-    verdict: Verdict | None = None
-    volume: VolumeFacts | None = None
-    snapshots_before: int = 0
-    lock_wait: float = 0.0
-    stale_locks_removed: int = 0
-    initialized: bool = False
-    failure: Failure | None = None
-    message: str = ""
-
-    @property
-    def succeeded(self) -> bool:
-        return self.result in ("success", "incomplete")
-
-
-def history_of(snapshots: list[Snapshot]) -> History:
-    """What the guard needs to know about a repository's snapshots: the newest one's size and UIDs."""
-    if not snapshots:
-        return History(snapshots=0)
-    latest = max(snapshots, key=lambda s: s.time)
-    uids = tuple(t.removeprefix("pvc-uid=") for t in latest.tags if t.startswith("pvc-uid="))
-    return History(
-        snapshots=len(snapshots), latest_files=latest.files, latest_bytes=latest.bytes, latest_uids=uids
-    )
-
-
-def guarded_backup(
-    namespace: str,
-    volume: VolumeSpec,
-    restic: Restic,
-    *,
-    outcome: str | None,
-    policy: GuardPolicy,
-    ensure: Callable[[], tuple[bool, int, str]],
-    lock_patience: float,
-    timeout: float | None = None,
-    deadline: Callable[[], float] | None = None,
-) -> GuardedBackup:
-    """Measure, read the history, ask the guard, wait for locks, back up. Never raises for restic.
-
-    `ensure` creates the repository when restic says there is none; it is the store probe's job to
-    say so positively (boto3 is only imported then). `deadline`, when given, returns the seconds
-    left for the whole operation (the final backup's budget).
-    """
-    pvc = volume.pvc
-    initialized = False
-    try:
-        facts = measure(volume.path)
-        try:
-            snapshots = restic.snapshots()
-        except ResticError as exc:
-            if exc.failure is not Failure.NO_REPOSITORY:
-                raise
-            initialized, code, text = ensure()
-            if code != EX_OK:
-                event(log, "backup.store_unavailable", logging.WARNING, pvc=pvc, reason=text)
-                return GuardedBackup(pvc, "failed", volume=facts, message=text, failure=Failure.FATAL)
-            if initialized:
-                event(log, "repository.initialized", pvc=pvc, repository=restic.repository)
-            snapshots = []
-        history = history_of(snapshots)
-        verdict = decide(
-            GuardInput(
-                outcome=outcome,
-                volume=facts,
-                history=history,
-                pvc_uid=volume.pvc_uid,
-                adopt=policy.adopt,
-                shrink_limit=policy.shrink_limit,
-            )
-        )
-        if not verdict.allowed:
-            assert verdict.reason is not None
-            event(
-                log,
-                "guard.blocked",
-                logging.ERROR,
-                pvc=pvc,
-                reason=verdict.reason.value,
-                explanation=verdict.explanation,
-                volume_files=facts.files,
-                volume_bytes=facts.bytes,
-                snapshot_files=history.latest_files,
-                snapshot_bytes=history.latest_bytes,
-            )
-            return GuardedBackup(
-                pvc,
-                "blocked",
-                verdict=verdict,
-                volume=facts,
-                snapshots_before=history.snapshots,
-                message=verdict.explanation,
-            )
-        if verdict.adopted:
-            event(log, "guard.adopted", logging.WARNING, pvc=pvc, explanation=verdict.explanation)
-        patience = lock_patience if deadline is None else min(lock_patience, max(0.0, deadline()))
-        budget = timeout if deadline is None else max(1.0, deadline())
-        summary, wait = run_locked(
-            restic,
-            pvc,
-            "backup",
-            lambda: restic.backup(
-                volume.path, host=SNAPSHOT_HOST, tags=snapshot_tags(namespace, volume), timeout=budget
-            ),
-            patience=patience,
-        )
-    except ResticError as exc:
-        result = "cancelled" if exc.failure in (Failure.INTERRUPTED, Failure.TIMEOUT) else "failed"
-        if exc.failure is Failure.LOCKED:
-            result = "locked"
-        level = logging.WARNING if result == "cancelled" else logging.ERROR
-        event(log, f"backup.{result}", level, pvc=pvc, failure=exc.failure.value, error=str(exc))
-        waited = exc.waited if isinstance(exc, LockedOut) else 0.0
-        return GuardedBackup(
-            pvc, result, initialized=initialized, failure=exc.failure, message=str(exc), lock_wait=waited
-        )
-    except OSError as exc:
-        event(log, "backup.failed", logging.ERROR, pvc=pvc, failure="volume", error=str(exc))
-        return GuardedBackup(pvc, "failed", failure=Failure.FATAL, message=str(exc))
-    result = "incomplete" if summary.incomplete else "success"
-    event(
-        log,
-        "backup.finished",
-        pvc=pvc,
-        result=result,
-        snapshot=summary.snapshot_id,
-        files=summary.total_files,
-        bytes=summary.total_bytes,
-        added_bytes=summary.data_added,
-        seconds=summary.seconds,
-        lock_wait_seconds=round(wait.waited, 3),
-    )
-    return GuardedBackup(
-        pvc,
-        result,
-        summary=summary,
-        verdict=verdict,
-        volume=facts,
-        snapshots_before=history.snapshots,
-        lock_wait=wait.waited,
-        stale_locks_removed=len(wait.removed),
-        initialized=initialized,
-        message=f"snapshot {summary.snapshot_id}",
-    )

@@ -21,29 +21,34 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sidecar.backup import GuardedBackup, GuardPolicy, ensure_repository, guarded_backup, restic_for
 from sidecar.cadence import UTC, Schedule, jitter_seconds
-from sidecar.config import EX_CONFIG, EX_OK, ConfigError, VolumeSpec, parse_volumes
+from sidecar.exitcodes import EX_CONFIG, EX_OK
 from sidecar.handover import Handover, read_handover
 from sidecar.logs import Redactor, configure, event
 from sidecar.maintenance import Maintenance, check, forget, prune
 from sidecar.metrics import Metrics, serve
-from sidecar.repository import for_volume
 from sidecar.restic import Restic
 from sidecar.retention import render
+from sidecar.runtime import Runtime, VolumeTarget
+from sidecar.scheduled import GuardedBackup, GuardPolicy, guarded_backup
 from sidecar.scheduler import JobSpec, Scheduler
-from sidecar.sidecar_config import SidecarSettings, load_sidecar_settings
 from sidecar.usage import filesystem_used_bytes
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from sidecar.config import VolumeSpec
+    from sidecar.sidecar_config import SidecarSettings
+
+log = logging.getLogger("sidecar.daemon")  # also when run as __main__
+
 
 Clock = Callable[[], float]
 Deadline = Callable[[], float]  # seconds left
@@ -53,8 +58,8 @@ Deadline = Callable[[], float]  # seconds left
 class VolumeWorker:
     """Everything the sidecar does for one volume; each job holds the volume's mutex."""
 
-    settings: SidecarSettings
-    volume: VolumeSpec
+    runtime: Runtime
+    volume: VolumeTarget
     restic: Restic
     metrics: Metrics
     outcome: str | None
@@ -69,11 +74,20 @@ class VolumeWorker:
         return self.volume.pvc
 
     def _ensure(self) -> tuple[bool, int, str]:
-        if self._probe is None:
-            from sidecar.store import StoreProbe  # boto3 only when a repository must be created
+        # the store probe (boto3) is imported only when restic says there is no repository
+        from sidecar.backup import ensure_repository
+        from sidecar.repository import parse_override
+        from sidecar.store import StoreProbe
 
-            self._probe = StoreProbe.from_settings(self.settings)
-        repository = for_volume(self.settings, self.pvc, self.volume.repository)
+        if self._probe is None:
+            env = self.runtime.restic_env
+            self._probe = StoreProbe(
+                env["AWS_ACCESS_KEY_ID"],
+                env["AWS_SECRET_ACCESS_KEY"],
+                region=self.runtime.s3_region,
+                timeout=self.runtime.probe_timeout,
+            )
+        repository = parse_override(self.volume.repository, self.pvc)
         return ensure_repository(self._probe, self.restic, repository)
 
     def backup(
@@ -82,13 +96,13 @@ class VolumeWorker:
         """One guarded backup, then forget by the retention policy; records metrics."""
         with self.mutex:
             result = guarded_backup(
-                self.settings.namespace,
+                self.runtime.namespace,
                 self.volume,
                 self.restic,
                 outcome=self.outcome,
-                policy=GuardPolicy(adopt=self.settings.adopt, shrink_limit=self.settings.shrink_limit),
+                policy=GuardPolicy(adopt=self.runtime.adopt, shrink_limit=self.runtime.shrink_limit),
                 ensure=self._ensure,
-                lock_patience=self.settings.lock_retry,
+                lock_patience=self.runtime.lock_retry,
                 deadline=deadline,
             )
             self.metrics.observe_backup(result, self.clock())
@@ -97,7 +111,7 @@ class VolumeWorker:
                 if then_forget:
                     self._record(
                         forget(
-                            self.restic, self.pvc, self.settings.retention, patience=self.settings.lock_retry
+                            self.restic, self.pvc, self.runtime.retention, patience=self.runtime.lock_retry
                         )
                     )
         if result.result in ("failed", "locked") and self.on_failure is not None:
@@ -107,7 +121,7 @@ class VolumeWorker:
     def prune(self) -> Maintenance:
         with self.mutex:
             return self._record(
-                prune(self.restic, self.pvc, self.own_snapshots, patience=self.settings.lock_retry)
+                prune(self.restic, self.pvc, self.own_snapshots, patience=self.runtime.lock_retry)
             )
 
     def check(self) -> Maintenance:
@@ -117,8 +131,8 @@ class VolumeWorker:
                     self.restic,
                     self.pvc,
                     self.own_snapshots,
-                    read_data_subset=self.settings.check_read_data_subset,
-                    patience=self.settings.lock_retry,
+                    read_data_subset=self.runtime.check_read_data_subset,
+                    patience=self.runtime.lock_retry,
                 )
             )
 
@@ -130,7 +144,7 @@ class VolumeWorker:
         self.metrics.observe_volume(self.pvc, filesystem_used_bytes(self.volume.path))
 
 
-def job_specs(workers: list[VolumeWorker], settings: SidecarSettings) -> list[JobSpec]:
+def job_specs(workers: list[VolumeWorker], settings: Runtime) -> list[JobSpec]:
     """Backup, prune and check jobs of every volume, each at its own jittered second."""
     specs = []
     plans: list[tuple[str, Schedule]] = [
@@ -150,33 +164,45 @@ class Sidecar:
 
     def __init__(
         self,
-        volumes: list[VolumeSpec],
-        settings: SidecarSettings,
+        runtime: Runtime,
         *,
         redact: Callable[[str], str] | None = None,
         clock: Clock = time.time,
     ) -> None:
-        self.settings = settings
+        self.runtime = runtime
         self.clock = clock
-        self.handover: dict[str, Handover] = read_handover(settings.state_dir)
-        self.metrics = Metrics(settings.namespace, [v.pvc for v in volumes])
+        self.handover: dict[str, Handover] = read_handover(runtime.state_dir)
+        self.metrics = Metrics(runtime.namespace, [v.pvc for v in runtime.volumes])
         self.workers: list[VolumeWorker] = []
-        for volume in volumes:
-            repository = for_volume(settings, volume.pvc, volume.repository)
-            restic = restic_for(settings, repository, redact)
-            restic.grace = settings.stop_grace
-            restic.lock_retry = 0  # lock waits happen in sidecar.locking, where they are measured
+        for volume in runtime.volumes:
+            restic = Restic(
+                repository=volume.repository,
+                env=runtime.restic_env,
+                binary=runtime.restic_binary,
+                timeout=runtime.restic_timeout,
+                lock_retry=0,  # lock waits happen in sidecar.locking, where they are measured
+                grace=runtime.stop_grace,
+            )
+            if redact is not None:
+                restic.redact = redact
             outcome = self.handover[volume.pvc].outcome if volume.pvc in self.handover else None
-            worker = VolumeWorker(settings, volume, restic, self.metrics, outcome, clock=clock)
+            worker = VolumeWorker(runtime, volume, restic, self.metrics, outcome, clock=clock)
             worker.on_failure = self._retry_later
             self.workers.append(worker)
             self.metrics.observe_outcome(volume.pvc, outcome)
             worker.refresh_volume_metric()
-        self.scheduler = Scheduler(job_specs(self.workers, settings), workers=len(self.workers) + 1)
+        self.scheduler = Scheduler(job_specs(self.workers, runtime), workers=len(self.workers) + 1)
         self.stop = threading.Event()
         self.stopping = False
         self.started = False
         self.server: Any = None
+
+    @classmethod
+    def from_settings(cls, volumes: list[VolumeSpec], settings: SidecarSettings, **kwargs: Any) -> Sidecar:
+        """A sidecar straight from validated settings, in this process (tests, benchmarks)."""
+        from sidecar.sidecar_config import build_runtime
+
+        return cls(build_runtime(settings, volumes), **kwargs)
 
     # -- health ---------------------------------------------------------------------------------
 
@@ -189,7 +215,7 @@ class Sidecar:
     # -- life -----------------------------------------------------------------------------------
 
     def start(self) -> None:
-        settings = self.settings
+        settings = self.runtime
         if settings.metrics_port:
             self.server = serve(
                 self.metrics,
@@ -210,16 +236,16 @@ class Sidecar:
             "sidecar.started",
             volumes=[w.pvc for w in self.workers],
             outcomes={w.pvc: w.outcome for w in self.workers},
-            schedule=settings.schedule_text,
+            schedule=settings.schedule.cron if settings.schedule.kind == "cron" else settings.schedule.kind,
             retention=render(settings.retention),
             next_backups={w.pvc: str(self.scheduler.next_run(f"backup:{w.pvc}")) for w in self.workers},
             metrics_port=settings.metrics_port,
         )
 
     def _retry_later(self, worker: VolumeWorker) -> None:
-        if self.stopping or not self.settings.retry_delay:
+        if self.stopping or not self.runtime.retry_delay:
             return
-        when = dt.datetime.now(UTC) + dt.timedelta(seconds=self.settings.retry_delay)
+        when = dt.datetime.now(UTC) + dt.timedelta(seconds=self.runtime.retry_delay)
         self.scheduler.run_once(f"retry:{worker.pvc}", lambda: worker.backup(), when)
         event(log, "backup.retry_scheduled", pvc=worker.pvc, at=when.isoformat())
 
@@ -240,7 +266,7 @@ class Sidecar:
     def shutdown(self) -> list[GuardedBackup]:
         """Stops scheduling, cancels running work, takes the final backups within the budget."""
         self.stopping = True
-        budget = self.settings.final_backup_timeout
+        budget = self.runtime.final_backup_timeout
         started = time.monotonic()
         event(log, "sidecar.stopping", final_backup_timeout=budget)
         self.scheduler.shutdown()
@@ -248,7 +274,7 @@ class Sidecar:
         for token in old_tokens:
             token.set()  # running scheduled work stops cleanly (SIGINT to restic)
         for worker in self.workers:
-            if worker.mutex.acquire(timeout=self.settings.stop_grace + 5):
+            if worker.mutex.acquire(timeout=self.runtime.stop_grace + 5):
                 worker.mutex.release()
             worker.restic.cancel = threading.Event()
         results: list[GuardedBackup] = []
@@ -285,14 +311,13 @@ class Sidecar:
 
 
 def run_sidecar(
-    volumes: list[VolumeSpec],
-    settings: SidecarSettings,
+    runtime: Runtime,
     *,
     redact: Callable[[str], str] | None = None,
     stop: threading.Event | None = None,
 ) -> int:
     """Runs until SIGTERM/SIGINT (or `stop` is set), then the final backup; returns the exit code."""
-    sidecar = Sidecar(volumes, settings, redact=redact)
+    sidecar = Sidecar(runtime, redact=redact)
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: sidecar.request_stop())
@@ -310,14 +335,47 @@ def run_sidecar(
 
 
 def main(volumes: list[VolumeSpec], env: dict[str, str] | None = None) -> int:
-    """`lifeboat sidecar`: validate the configuration (exit 78 on error), log JSON, run."""
+    """`lifeboat sidecar`: validate (exit 78 naming the variable), then run the long-running process.
+
+    With `env=None` (the real process environment) the process re-executes itself into the slim
+    long-running form (see sidecar.runtime) and this call never returns. With an explicit `env`
+    it runs here, in-process.
+    """
+    from sidecar.config import ConfigError
+    from sidecar.sidecar_config import build_runtime, load_sidecar_settings
+
     try:
-        settings = load_sidecar_settings(env)
+        runtime = build_runtime(load_sidecar_settings(env), volumes)
     except ConfigError as exc:
         print(f"lifeboat sidecar: configuration error: {exc}", file=sys.stderr)
         return EX_CONFIG
-    redactor = configure(Redactor(settings.secrets()))
-    return run_sidecar(volumes, settings, redact=redactor)
+    if env is None:
+        _exec_slim(runtime)
+    redactor = configure(Redactor(runtime.secrets))
+    return run_sidecar(runtime, redact=redactor)
+
+
+def _exec_slim(runtime: Runtime) -> None:
+    """Replaces this process (same PID, so signals still reach it) by `python -m sidecar.daemon
+    --runtime-fd N`, which reads the Runtime from an inherited pipe and never imports pydantic."""
+    read_end, write_end = os.pipe()
+    payload = runtime.to_json().encode()
+    if len(payload) > 60_000:  # a pipe holds 64 KiB; a pod never has this many volumes
+        raise ValueError("configuration too large to hand over")
+    os.write(write_end, payload)
+    os.close(write_end)
+    os.set_inheritable(read_end, True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = [sys.executable, "-m", "sidecar.daemon", "--runtime-fd", str(read_end)]
+    os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter, no shell
+
+
+def _run_slim(fd: int) -> int:
+    with os.fdopen(fd, "r") as handover:
+        runtime = Runtime.from_json(handover.read())
+    redactor = configure(Redactor(runtime.secrets))
+    return run_sidecar(runtime, redact=redactor)
 
 
 def _cli(argv: list[str] | None = None) -> int:
@@ -326,7 +384,12 @@ def _cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--volume", action="append", default=[], metavar="PVC=PATH")
     parser.add_argument("--pvc-uid", action="append", default=[], metavar="PVC=UID")
     parser.add_argument("--repository", action="append", default=[], metavar="PVC=REPOSITORY")
+    parser.add_argument("--runtime-fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.runtime_fd is not None:
+        return _run_slim(args.runtime_fd)
+    from sidecar.config import ConfigError, parse_volumes
+
     try:
         volumes = parse_volumes(args.volume, args.pvc_uid, repositories=args.repository)
     except ConfigError as exc:

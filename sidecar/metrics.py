@@ -16,9 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from sidecar.backup import GuardedBackup
 from sidecar.guard import Reason
 from sidecar.maintenance import Maintenance
+from sidecar.scheduled import GuardedBackup
 
 BACKUP_RESULTS = ("success", "incomplete", "blocked", "locked", "failed", "cancelled")
 MAINTENANCE_RESULTS = ("success", "failed", "skipped", "locked", "cancelled")

@@ -13,8 +13,10 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 
 from sidecar.cadence import Schedule, parse_maintenance_schedule, parse_schedule
-from sidecar.config import ConfigError, Settings, describe_validation_error
+from sidecar.config import ConfigError, Settings, VolumeSpec, describe_validation_error
+from sidecar.repository import for_volume
 from sidecar.retention import default_retention, parse_retention
+from sidecar.runtime import Runtime, VolumeTarget
 
 
 def _opt(default: Any, name: str, **constraints: Any) -> Any:
@@ -101,3 +103,35 @@ def load_sidecar_settings(env: dict[str, str] | None = None) -> SidecarSettings:
         return SidecarSettings.model_validate(dict(os.environ if env is None else env))
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
+
+
+def build_runtime(settings: SidecarSettings, volumes: list[VolumeSpec]) -> Runtime:
+    """Freezes validated settings and volumes into the plain Runtime of the long-running process."""
+    targets = tuple(
+        VolumeTarget(v.pvc, v.path, v.pvc_uid, for_volume(settings, v.pvc, v.repository).url) for v in volumes
+    )
+    return Runtime(
+        namespace=settings.namespace,
+        volumes=targets,
+        schedule=settings.schedule,
+        prune_schedule=settings.prune_schedule,
+        check_schedule=settings.check_schedule,
+        retention=settings.retention,
+        check_read_data_subset=settings.check_read_data_subset,
+        metrics_address=settings.metrics_address,
+        metrics_port=settings.metrics_port,
+        final_backup_timeout=settings.final_backup_timeout,
+        adopt=settings.adopt,
+        shrink_limit=settings.shrink_limit,
+        first_backup_delay=settings.first_backup_delay,
+        retry_delay=settings.retry_delay,
+        stop_grace=settings.stop_grace,
+        lock_retry=settings.lock_retry,
+        state_dir=settings.state_dir,
+        restic_binary=settings.restic_binary,
+        restic_timeout=settings.restic_timeout,
+        s3_region=settings.s3_region,
+        probe_timeout=settings.probe_timeout,
+        restic_env=settings.restic_env(),
+        secrets=tuple(settings.secrets()),
+    )

@@ -21,7 +21,7 @@ from sidecar.sidecar_config import load_sidecar_settings
 def run(job: str, volume_arg: str, uid: str | None) -> int:
     configure()
     pvc, _, path = volume_arg.partition("=")
-    sidecar = Sidecar([VolumeSpec(pvc, Path(path), pvc_uid=uid)], load_sidecar_settings())
+    sidecar = Sidecar.from_settings([VolumeSpec(pvc, Path(path), pvc_uid=uid)], load_sidecar_settings())
     worker = sidecar.workers[0]
     if job == "backup":
         return 0 if worker.backup().succeeded else 1

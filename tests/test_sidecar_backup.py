@@ -22,7 +22,7 @@ def make(
     conf = settings(store, tmp_path, **extra)
     if outcome:
         handover(conf.state_dir, **{volume.pvc: outcome})
-    return Sidecar([volume], conf)
+    return Sidecar.from_settings([volume], conf)
 
 
 def test_first_backup_creates_the_repository_and_tags_the_volume_instance(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import itertools
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,9 @@ from sidecar.cadence import UTC, jitter_seconds, next_fire, parse_schedule
 from sidecar.config import EX_CONFIG, VolumeSpec
 from sidecar.daemon import main
 from sidecar.retention import default_retention, parse_retention
+from sidecar.runtime import Runtime
 from sidecar.scheduler import JitteredCron
-from sidecar.sidecar_config import load_sidecar_settings
+from sidecar.sidecar_config import build_runtime, load_sidecar_settings
 
 BASE = {
     "LIFEBOAT_S3_ENDPOINT": "http://127.0.0.1:9",
@@ -114,3 +117,23 @@ def test_apscheduler_trigger_returns_a_due_time_unchanged() -> None:
     due = dt.datetime(2026, 11, 27, 10, 2, 5, tzinfo=UTC)
     assert trigger.get_next_fire_time(None, due) == due
     assert trigger.get_next_fire_time(due, due + dt.timedelta(seconds=1)) == due + dt.timedelta(hours=1)
+
+
+def test_the_long_running_process_imports_no_pydantic_boto3_or_kubernetes() -> None:
+    """The idle footprint: validation happens before the process re-executes into this form."""
+    code = (
+        "import sys, sidecar.daemon; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'pydantic', 'pydantic_settings', 'boto3', 'botocore', 'kubernetes', 'injector'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_runtime_survives_the_handover_between_processes() -> None:
+    settings = load_sidecar_settings({**BASE, "LIFEBOAT_SCHEDULE": "15 3 * * *", "LIFEBOAT_ADOPT": "true"})
+    runtime = build_runtime(settings, [VolumeSpec("data", Path("/data"), pvc_uid="u1")])
+    again = Runtime.from_json(runtime.to_json())
+    assert again == runtime
+    assert "secret-key-value" not in repr(again)
+    assert again.volumes[0].repository == "s3:http://127.0.0.1:9/bucket/lifeboat/apps/data"

@@ -39,7 +39,7 @@ def test_fresh_volume_gets_its_first_backup_soon_after_start_and_metrics_show_it
     conf = settings(seaweed, tmp_path, LIFEBOAT_METRICS_PORT=str(port), LIFEBOAT_METRICS_ADDRESS="127.0.0.1")
     handover(conf.state_dir, data="fresh")
     volume = VolumeSpec("data", fill(tmp_path / "vol"), pvc_uid="uid-1")
-    sidecar = Sidecar([volume], conf)
+    sidecar = Sidecar.from_settings([volume], conf)
     sidecar.start()
     try:
         assert scrape(port, "/readyz")[0] == 200
@@ -87,7 +87,7 @@ def test_fresh_volume_gets_its_first_backup_soon_after_start_and_metrics_show_it
 def test_a_job_never_overlaps_itself(seaweed: Store, tmp_path: Path) -> None:
     conf = settings(seaweed, tmp_path, LIFEBOAT_FINAL_BACKUP_TIMEOUT="0")
     volume = VolumeSpec("data", fill(tmp_path / "vol", files=200, size=64 * 1024), pvc_uid="uid-1")
-    sidecar = Sidecar([volume], conf)
+    sidecar = Sidecar.from_settings([volume], conf)
     sidecar.start()
     try:
         for _ in range(5):
@@ -108,7 +108,7 @@ def test_scheduled_jobs_sit_at_the_volume_jittered_second(seaweed: Store, tmp_pa
     volumes = [VolumeSpec(f"pvc-{i}", tmp_path / f"v{i}") for i in range(3)]
     for v in volumes:
         v.path.mkdir()
-    sidecar = Sidecar(volumes, conf)
+    sidecar = Sidecar.from_settings(volumes, conf)
     sidecar.start()
     try:
         seconds = {

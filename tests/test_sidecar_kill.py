@@ -74,7 +74,7 @@ def timed_run(store: Store, tmp_path: Path, job: str, volume: VolumeSpec) -> flo
 def worker_for(store: Store, tmp_path: Path, volume: VolumeSpec) -> VolumeWorker:
     conf = settings(store, tmp_path)
     handover(conf.state_dir, **{volume.pvc: "skipped"})
-    return Sidecar([volume], conf).workers[0]
+    return Sidecar.from_settings([volume], conf).workers[0]
 
 
 def test_kill_9_during_backup_never_leaves_the_repository_unusable(seaweed: Store, tmp_path: Path) -> None:

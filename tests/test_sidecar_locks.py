@@ -36,7 +36,7 @@ def worker(store: Store, tmp_path: Path, **extra: str) -> VolumeWorker:
     volume = VolumeSpec(
         "data", fill(tmp_path / "vol") if not (tmp_path / "vol").exists() else tmp_path / "vol"
     )
-    return Sidecar([volume], conf).workers[0]
+    return Sidecar.from_settings([volume], conf).workers[0]
 
 
 def elsewhere(store: Store, *args: str, stdin: int | None = None) -> subprocess.Popen[str]:

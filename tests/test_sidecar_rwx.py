@@ -39,7 +39,7 @@ def test_two_sidecars_share_a_repository_without_corruption_or_double_prune(
     for name in ("pod-a", "pod-b"):
         conf = settings(seaweed, tmp_path / name, LIFEBOAT_RETENTION="last=10", LIFEBOAT_LOCK_RETRY="120")
         handover(conf.state_dir, shared="skipped")
-        pods.append(Sidecar([volume], conf).workers[0])
+        pods.append(Sidecar.from_settings([volume], conf).workers[0])
     a, b = pods
     assert a.backup().succeeded  # the repository exists before the two race
     fill(volume.path / "more", files=10, size=64 * 1024)

@@ -1,0 +1,70 @@
+"""The validated configuration of the running sidecar, as plain data.
+
+Validation needs pydantic-settings, which costs ~20 MiB of resident memory that an idle backup
+sidecar has no use for (the footprint target is 32 MiB). So `lifeboat sidecar` validates with
+pydantic (sidecar.sidecar_config), freezes the result into this plain `Runtime`, and re-executes
+itself into the long-running process, handing the Runtime over through an inherited pipe (never
+argv, never a file: it holds the secrets restic needs). The long-running modules only ever see a
+`Runtime`, and none of them imports pydantic, boto3 or kubernetes at module level.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sidecar.cadence import Schedule
+
+
+@dataclass(frozen=True)
+class VolumeTarget:
+    """One protected volume: PVC name, mount path, PVC UID (if known), its restic repository URL."""
+
+    pvc: str
+    path: Path
+    pvc_uid: str | None
+    repository: str
+
+
+@dataclass(frozen=True)
+class Runtime:
+    namespace: str
+    volumes: tuple[VolumeTarget, ...]
+    schedule: Schedule
+    prune_schedule: Schedule
+    check_schedule: Schedule
+    retention: dict[str, int]
+    check_read_data_subset: str
+    metrics_address: str
+    metrics_port: int
+    final_backup_timeout: float
+    adopt: bool
+    shrink_limit: float
+    first_backup_delay: float
+    retry_delay: float
+    stop_grace: float
+    lock_retry: float
+    state_dir: Path
+    restic_binary: str
+    restic_timeout: float
+    s3_region: str
+    probe_timeout: float
+    restic_env: dict[str, str] = field(repr=False)  # secrets: never printed
+    secrets: tuple[str, ...] = field(repr=False, default=())
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> Runtime:
+        raw: dict[str, Any] = json.loads(text)
+        raw["volumes"] = tuple(
+            VolumeTarget(v["pvc"], Path(v["path"]), v.get("pvc_uid"), v["repository"]) for v in raw["volumes"]
+        )
+        for name in ("schedule", "prune_schedule", "check_schedule"):
+            raw[name] = Schedule(**raw[name])
+        raw["state_dir"] = Path(raw["state_dir"])
+        raw["secrets"] = tuple(raw.get("secrets", ()))
+        return cls(**raw)
