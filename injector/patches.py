@@ -32,7 +32,9 @@ Operation = dict[str, Any]
 
 # Extra seconds on top of the final backup so the kubelet does not kill the sidecar mid-upload.
 GRACE_MARGIN_SECONDS = 30
-METRICS_PORT_NAME = "lifeboat-metrics"
+# A port name is an IANA service name: at most 15 characters ("lifeboat-metrics" is 16 and the
+# API server rejected every injected pod; found by tests/e2e against a real kube-apiserver).
+METRICS_PORT_NAME = "lb-metrics"
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 ROOT_CAPABILITIES_RESTORE = ("CHOWN", "DAC_OVERRIDE", "FOWNER")
 ROOT_CAPABILITIES_BACKUP = ("DAC_OVERRIDE",)

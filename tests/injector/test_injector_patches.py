@@ -150,7 +150,7 @@ def test_taken_volume_names_and_metrics_port_are_avoided(settings) -> None:
     names = {v["name"] for v in patched["spec"]["volumes"]}
     assert {"lifeboat-state-2", "lifeboat-cache-2"} <= names
     backup = patched["spec"]["initContainers"][1]
-    assert backup["ports"] == [{"name": "lifeboat-metrics", "containerPort": 9092, "protocol": "TCP"}]
+    assert backup["ports"] == [{"name": "lb-metrics", "containerPort": 9092, "protocol": "TCP"}]
     assert {"name": "LIFEBOAT_METRICS_PORT", "value": "9092"} in backup["env"]
 
 
@@ -239,3 +239,14 @@ def test_a_reinvocation_on_an_injected_pod_changes_nothing(name, case, settings)
     again, response = inject({**case, "pod": patched}, settings, native=True)
     assert "patch" not in response
     assert again == patched
+
+
+def test_metrics_port_name_is_a_valid_iana_service_name() -> None:
+    # The API server rejects port names longer than 15 characters (found by tests/e2e).
+    import re
+
+    from injector.patches import METRICS_PORT_NAME
+
+    assert len(METRICS_PORT_NAME) <= 15
+    assert re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", METRICS_PORT_NAME)
+    assert re.search(r"[a-z]", METRICS_PORT_NAME)
