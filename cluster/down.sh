@@ -30,5 +30,6 @@ if ip netns list 2>/dev/null | grep -qw "$NETNS"; then
   ip netns del "$NETNS"
 fi
 rm -rf "$STATE/etcd" "$STATE/lifeboat" "$STATE/node" "$RUN"
-[ "${PURGE:-0}" = 1 ] && rm -rf "$PKI" "$KUBECONFIG_HOST"
+rm -rf "/var/lib/$NETNS/kubelet"
+if [ "${PURGE:-0}" = 1 ]; then rm -rf "$PKI" "$KUBECONFIG_HOST" "$STATE/s3" "/var/lib/$NETNS"; fi
 log "cluster down"

@@ -97,6 +97,7 @@ fi
 wait_for "kube-controller-manager (default ServiceAccount)" 120 kc -n default get serviceaccount default
 log "control plane ready after $((SECONDS - t0)) s"
 
+"$(dirname "$0")/s3.sh"
 if [ "$TIER" = node ]; then
   "$(dirname "$0")/node.sh"
 fi

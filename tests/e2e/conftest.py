@@ -29,7 +29,9 @@ UNSCHEDULABLE = {"lifeboat.dev/e2e-never-schedule": "true"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "e2e: needs a real cluster with Lifeboat installed (LIFEBOAT_E2E_KUBECONFIG)")
+    config.addinivalue_line(
+        "markers", "e2e: needs a real cluster with Lifeboat installed (LIFEBOAT_E2E_KUBECONFIG)"
+    )
 
 
 def timeout() -> float:
@@ -43,7 +45,7 @@ def eventually(what: str, probe: Callable[[], T | None], limit: float | None = N
     while True:
         try:
             last = probe()
-        except Exception as exc:  # noqa: BLE001 - an API error is just "not yet"
+        except Exception as exc:
             last = exc
         else:
             if last:
@@ -138,9 +140,13 @@ def pod(name: str, claims: list[str], annotations: dict[str, str] | None = None)
                     "image": "docker.io/library/lifeboat:dev",
                     "imagePullPolicy": "Never",
                     "command": ["sleep", "infinity"],
-                    "volumeMounts": [{"name": f"v{i}", "mountPath": f"/data/{c}"} for i, c in enumerate(claims)],
+                    "volumeMounts": [
+                        {"name": f"v{i}", "mountPath": f"/data/{c}"} for i, c in enumerate(claims)
+                    ],
                 }
             ],
-            "volumes": [{"name": f"v{i}", "persistentVolumeClaim": {"claimName": c}} for i, c in enumerate(claims)],
+            "volumes": [
+                {"name": f"v{i}", "persistentVolumeClaim": {"claimName": c}} for i, c in enumerate(claims)
+            ],
         },
     }

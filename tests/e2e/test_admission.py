@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 def _create_pod(core: Any, namespace: str, body: dict) -> tuple[Any, list[str]]:
     """Creates the pod; returns the stored pod and the API server's Warning headers."""
-    created, _status, headers = core.create_namespaced_pod(namespace, body, _return_http_data_only=False)
+    created, _status, headers = core.create_namespaced_pod_with_http_info(namespace, body)
     warnings = [w for k, w in headers.items() if k.lower() == "warning"]
     return created, warnings
 
@@ -23,7 +23,9 @@ def test_webhook_is_registered_with_the_chart_policy(webhook: Any, release_names
     assert hook.failure_policy == "Fail"
     assert hook.reinvocation_policy == "IfNeeded"
     assert hook.namespace_selector.match_labels == {INJECT_LABEL: "enabled"}
-    excluded = next(e for e in hook.namespace_selector.match_expressions if e.key == "kubernetes.io/metadata.name")
+    excluded = next(
+        e for e in hook.namespace_selector.match_expressions if e.key == "kubernetes.io/metadata.name"
+    )
     assert release_namespace in excluded.values and "kube-system" in excluded.values
     assert [r.resources for r in hook.rules] == [["pods"]]
 
@@ -45,7 +47,9 @@ def test_pod_in_opted_in_namespace_is_injected(core: Any, opted_in: str) -> None
         uid = core.read_namespaced_persistent_volume_claim("data", opted_in).metadata.uid
         assert f"data={uid}" in restore.args
         secret_refs = {
-            e.name: e.value_from.secret_key_ref.name for e in restore.env if e.value_from and e.value_from.secret_key_ref
+            e.name: e.value_from.secret_key_ref.name
+            for e in restore.env
+            if e.value_from and e.value_from.secret_key_ref
         }
         assert secret_refs["RESTIC_PASSWORD"] == "lifeboat-credentials"
         assert "AWS_SECRET_ACCESS_KEY" in secret_refs

@@ -39,11 +39,15 @@ def _mirror(core: Any, namespace: str) -> Any:
         raise
 
 
-def test_secret_is_mirrored_with_the_namespace_password(core: Any, opted_in: str, release_namespace: str) -> None:
+def test_secret_is_mirrored_with_the_namespace_password(
+    core: Any, opted_in: str, release_namespace: str
+) -> None:
     mirrored = eventually(f"{MIRROR} in {opted_in}", lambda: _mirror(core, opted_in))
     source = _decode(core.read_namespaced_secret("lifeboat-source", release_namespace))
     data = _decode(mirrored)
-    assert set(data) <= KEYS and {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "RESTIC_PASSWORD"} <= set(data)
+    assert set(data) <= KEYS and {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "RESTIC_PASSWORD"} <= set(
+        data
+    )
     assert "RESTIC_MASTER_PASSWORD" not in data  # the master never leaves the release namespace
     for key in set(data) - {"RESTIC_PASSWORD"}:
         assert data[key] == source[key], key
@@ -67,7 +71,9 @@ def test_namespace_that_did_not_opt_in_gets_nothing(core: Any, opted_in: str, pl
 
 
 def test_a_foreign_secret_of_the_same_name_is_never_touched(core: Any, plain_namespace: str) -> None:
-    core.create_namespaced_secret(plain_namespace, {"metadata": {"name": MIRROR}, "stringData": {"mine": "yes"}})
+    core.create_namespaced_secret(
+        plain_namespace, {"metadata": {"name": MIRROR}, "stringData": {"mine": "yes"}}
+    )
     core.patch_namespace(plain_namespace, {"metadata": {"labels": {INJECT_LABEL: "enabled"}}})
     # A label change wakes the controller at once; give it a few passes to (wrongly) act.
     time.sleep(5)
