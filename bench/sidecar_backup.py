@@ -74,7 +74,11 @@ def raw_backup(server: devstore.S3Server, bucket: str, pvc: str, data: Path, cac
     }
     started = time.monotonic()
     subprocess.run(
-        [RESTIC, "backup", "--json", "-q", "--host", "lifeboat", "."], cwd=data, env=env, check=True
+        [RESTIC, "backup", "--json", "--host", "lifeboat", "."],
+        cwd=data,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     return time.monotonic() - started
 
