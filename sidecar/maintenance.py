@@ -93,7 +93,7 @@ def prune(restic: Restic, pvc: str, own: Collection[str], *, patience: float) ->
     """`restic prune`, by the leader only (see the module docstring)."""
     started = time.monotonic()
     try:
-        if not is_leader(restic.snapshots(), own):
+        if not own or not is_leader(restic.snapshots(), own):
             event(log, "prune.skipped", pvc=pvc, reason="another sidecar wrote the newest snapshot")
             return Maintenance("prune", "skipped", message="not the leader")
         _, wait = run_locked(restic, pvc, "prune", restic.prune, patience=patience)
@@ -112,7 +112,7 @@ def check(
     """`restic check --read-data-subset`, by the leader only; a failed check is a `failed` result."""
     started = time.monotonic()
     try:
-        if not is_leader(restic.snapshots(), own):
+        if not own or not is_leader(restic.snapshots(), own):
             event(log, "check.skipped", pvc=pvc, reason="another sidecar wrote the newest snapshot")
             return Maintenance("check", "skipped", message="not the leader")
         outcome, wait = run_locked(
