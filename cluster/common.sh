@@ -20,7 +20,9 @@ POD_GATEWAY="10.214.0.1"
 HOST_API_PORT="${LIFEBOAT_API_PORT:-16443}"
 KUBECONFIG_HOST="$STATE/kubeconfig"
 KUBECTL="$K8S_BIN/kubectl"
-NS_EXEC=(ip netns exec "$NETNS")
+# Enter only the network namespace. (`ip netns exec` also makes a mount namespace with a fresh
+# /sys, which hides /sys/fs/cgroup: the kubelet then fails with "failed to find cgroup mounts".)
+NS_EXEC=(nsenter "--net=/run/netns/$NETNS" --)
 
 log() { printf '[cluster %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 die() { log "ERROR: $*" >&2; exit 1; }

@@ -24,6 +24,11 @@ state = "/run/$NETNS/containerd"
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   enable_unprivileged_ports = false
+  # This sandbox holds every capability except CAP_SYS_RESOURCE, so no process may lower its
+  # oom_score_adj: runc failed on the pause container's -998 with "nsexec: failed to update
+  # /proc/self/oom_score_adj: Permission denied" / "can't get final child's PID from pipe: EOF".
+  # Restricting to containerd's own score (0) makes negative requests 0, positive ones unchanged.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -86,6 +91,8 @@ evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.availa
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 maxPods: 50
+# No CAP_SYS_RESOURCE here (see the containerd config above): do not try to lower our own score.
+oomScoreAdj: 0
 YAML
 if ! running kubelet; then
   log "starting kubelet v$K8S_VERSION"
@@ -102,6 +109,6 @@ if ! running kube-proxy; then
     --kubeconfig="$PKI/kube-proxy.kubeconfig" --hostname-override="$NODE_NAME" \
     --proxy-mode=iptables --cluster-cidr="$POD_CIDR" --bind-address="$NODE_IP" \
     --metrics-bind-address=127.0.0.1:10249 --healthz-bind-address=127.0.0.1:10256 \
-    --conntrack-max-per-core=0 --v=1
+    --conntrack-max-per-core=0 --oom-score-adj=0 --v=1
 fi
 log "node $NODE_NAME ready"

@@ -67,7 +67,7 @@ fi
 # The host-side forwarder: loopback only, one socat per connection entering the namespace.
 if ! running api-forward; then
   start api-forward socat "TCP-LISTEN:$HOST_API_PORT,bind=127.0.0.1,reuseaddr,fork" \
-    "EXEC:ip netns exec $NETNS socat STDIO TCP\:127.0.0.1\:6443"
+    "EXEC:nsenter --net=/run/netns/$NETNS -- socat STDIO TCP\:127.0.0.1\:6443"
 fi
 wait_for kube-apiserver 180 kc get --raw /readyz
 
