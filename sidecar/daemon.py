@@ -36,10 +36,10 @@ from sidecar.handover import Handover, read_handover
 from sidecar.logs import Redactor, configure, event
 from sidecar.maintenance import Maintenance, check, forget, prune
 from sidecar.metrics import Metrics, serve
-from sidecar.restic import Restic
+from sidecar.restic import Restic, ResticError
 from sidecar.retention import render
 from sidecar.runtime import Runtime, VolumeTarget
-from sidecar.scheduled import GuardedBackup, GuardPolicy, guarded_backup
+from sidecar.scheduled import GuardedBackup, GuardPolicy, claim_history, guarded_backup
 from sidecar.scheduler import JobSpec, Scheduler
 from sidecar.usage import filesystem_used_bytes
 
@@ -117,6 +117,18 @@ class VolumeWorker:
         if result.result in ("failed", "locked") and self.on_failure is not None:
             self.on_failure(self)
         return result
+
+    def claim(self) -> str | None:
+        """Marks the restored history as this volume instance's (sidecar.scheduled.claim_history)."""
+        with self.mutex:
+            try:
+                new_id = claim_history(self.volume, self.restic, patience=self.runtime.lock_retry)
+            except ResticError as exc:  # the first backup will carry the tag anyway
+                event(log, "history.claim_failed", logging.WARNING, pvc=self.pvc, error=str(exc))
+                return None
+            if new_id:
+                self.own_snapshots.add(new_id)
+            return new_id
 
     def prune(self) -> Maintenance:
         with self.mutex:
@@ -227,6 +239,8 @@ class Sidecar:
         self.scheduler.start()
         now = dt.datetime.now(UTC)
         for worker in self.workers:
+            if worker.outcome == "restored":
+                self.scheduler.run_once(f"claim:{worker.pvc}", worker.claim, now)
             if worker.outcome in ("restored", "fresh"):
                 when = now + dt.timedelta(seconds=settings.first_backup_delay)
                 self.scheduler.run_once(f"first-backup:{worker.pvc}", worker.backup, when)

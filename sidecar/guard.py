@@ -14,9 +14,10 @@ with the newest snapshot and refuses, loudly (log event, metric), when the volum
 How restarts and rebuilds stay out of the conflict rule: snapshots carry the PVC's UID. A pod that
 restarts on the same PVC sees outcome `skipped` with its own UID on the newest snapshot: normal. A
 rebuilt cluster restores into a new PVC (new UID, outcome `restored`): restored volumes continue the
-history by definition, and the sidecar takes its first backup right after start so the newest
-snapshot carries the new UID before the next restart. A PVC whose UID is unknown cannot be told
-apart and is not blocked for conflict (the empty and shrink rules still hold).
+history by definition, and right at start the sidecar adds the new UID to the newest snapshot's
+tags (`restic tag`, seconds) so a restart before its first backup is not mistaken for a conflict.
+A PVC whose UID is unknown cannot be told apart and is not blocked for conflict (the empty and
+shrink rules still hold).
 
 LIFEBOAT_ADOPT=true ("this volume is the truth") overrides conflict and shrink. It never makes an
 empty volume overwrite a history that has data: that snapshot could only lose information.

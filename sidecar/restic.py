@@ -404,6 +404,16 @@ class Restic:
             self._check("check", completed)
         return CheckResult(ok=False, message=_last_error(completed))
 
+    def tag(self, snapshot_id: str, *, add: Sequence[str]) -> str | None:
+        """Adds tags to one snapshot (restic rewrites it under a new id); returns the new id."""
+        args = [arg for tag in add for arg in ("--add", tag)]
+        completed = self._run("tag", [*args, snapshot_id], timeout=min(self.timeout, 600))
+        self._check("tag", completed)
+        for message in _messages(completed):
+            if message.get("message_type") == "changed":
+                return str(message.get("new_snapshot_id"))
+        return None
+
     def unlock(self, *, remove_all: bool = False) -> None:
         """Removes locks that restic's own rules call stale (never others, unless asked)."""
         completed = self._run("unlock", ["--remove-all"] if remove_all else [], timeout=120)

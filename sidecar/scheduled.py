@@ -186,3 +186,29 @@ def guarded_backup(
         initialized=initialized,
         message=f"snapshot {summary.snapshot_id}",
     )
+
+
+def claim_history(volume: VolumeTarget, restic: Restic, *, patience: float) -> str | None:
+    """After a restore into a new volume instance, adds its `pvc-uid=` tag to the newest snapshot.
+
+    The guard reads the UIDs on the newest snapshot to tell "this volume, restarted" from "another
+    volume". A restored volume continues the history, but until its first backup finishes (which
+    re-reads every restored file: minutes to hours on a large volume) the newest snapshot only names
+    the old instance, and a pod restart in that window would look like a conflict. Tagging takes
+    seconds (restic rewrites the snapshot's metadata, no data) and closes that window. Returns the
+    rewritten snapshot's id, or None when there was nothing to claim. Raises ResticError.
+    """
+    if not volume.pvc_uid:
+        return None
+    snapshots = restic.snapshots()
+    if not snapshots:
+        return None
+    newest = max(snapshots, key=lambda s: s.time)
+    if f"pvc-uid={volume.pvc_uid}" in newest.tags:
+        return None
+    tag = f"pvc-uid={volume.pvc_uid}"
+    new_id, _ = run_locked(
+        restic, volume.pvc, "tag", lambda: restic.tag(newest.id, add=[tag]), patience=patience
+    )
+    event(log, "history.claimed", pvc=volume.pvc, snapshot=newest.short_id, new_snapshot=new_id, tag=tag)
+    return new_id

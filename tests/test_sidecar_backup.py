@@ -122,3 +122,19 @@ def test_forget_applies_the_retention_policy_after_each_backup(seaweed: Store, t
         'lifeboat_maintenance_total{namespace="apps",operation="forget",pvc="data",result="success"} 4.0'
         in text
     )
+
+
+def test_restart_right_after_a_restore_is_not_a_conflict(seaweed: Store, tmp_path: Path) -> None:
+    """The restored history is claimed (tagged with the new UID) before the first backup ends."""
+    old = VolumeSpec("data", fill(tmp_path / "old"), pvc_uid="uid-old")
+    assert make(seaweed, tmp_path / "a", old, "fresh").workers[0].backup().succeeded
+    restored_path = tmp_path / "restored"
+    shutil.copytree(old.path, restored_path)
+    new = VolumeSpec("data", restored_path, pvc_uid="uid-new")
+    claimed = make(seaweed, tmp_path / "b", new, "restored").workers[0].claim()
+    assert claimed is not None
+    (snap,) = snapshots(seaweed, "data")
+    assert {"pvc-uid=uid-old", "pvc-uid=uid-new"} <= set(snap["tags"])  # type: ignore[arg-type]
+    # the pod restarts before any backup of the new volume instance
+    after_restart = make(seaweed, tmp_path / "c", new, "skipped").workers[0].backup()
+    assert after_restart.result == "success", after_restart.message
