@@ -65,6 +65,7 @@ class VolumeWorker:
     outcome: str | None
     clock: Clock = time.time
     own_snapshots: set[str] = field(default_factory=set)
+    backed_up: bool = False
     mutex: threading.Lock = field(default_factory=threading.Lock)
     on_failure: Callable[[VolumeWorker], None] | None = None
     _probe: Any = None
@@ -100,6 +101,7 @@ class VolumeWorker:
                 self.volume,
                 self.restic,
                 outcome=self.outcome,
+                backed_up=self.backed_up,
                 policy=GuardPolicy(adopt=self.runtime.adopt, shrink_limit=self.runtime.shrink_limit),
                 ensure=self._ensure,
                 lock_patience=self.runtime.lock_retry,
@@ -108,6 +110,7 @@ class VolumeWorker:
             self.metrics.observe_backup(result, self.clock())
             if result.succeeded and result.summary and result.summary.snapshot_id:
                 self.own_snapshots.add(result.summary.snapshot_id)
+                self.backed_up = True
                 if then_forget:
                     self._record(
                         forget(

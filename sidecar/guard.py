@@ -6,7 +6,8 @@ gone without a single error. So before every backup the sidecar compares what is
 with the newest snapshot and refuses, loudly (log event, metric), when the volume
 
 - is empty while the history has data (unless Lifeboat itself started the volume fresh);
-- shrank by more than LIFEBOAT_SHRINK_LIMIT of the newest snapshot's bytes (same exception);
+- shrank by more than LIFEBOAT_SHRINK_LIMIT of the newest snapshot's bytes (same exception, and
+  not for the first backup after a restore: a rollback to an older snapshot is smaller on purpose);
 - has data that Lifeboat neither restored nor started fresh, while the newest snapshot was taken
   from another volume instance (another PVC UID): a **conflict**. Two volumes claiming one history
   is never resolved by the newest writer silently winning.
@@ -73,6 +74,7 @@ class GuardInput:
     pvc_uid: str | None
     adopt: bool = False
     shrink_limit: float = 0.5
+    backed_up: bool = False  # this process already took a backup of the volume
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,10 @@ def decide(facts: GuardInput) -> Verdict:
                 False, Reason.CONFLICT, text + "; set LIFEBOAT_ADOPT=true to make this volume the history"
             )
         return Verdict(True, Reason.CONFLICT, text + "; adopted (LIFEBOAT_ADOPT=true)", adopted=True)
-    if not fresh and history.latest_bytes:
+    # a volume restored from a pinned, older snapshot is smaller than the newest one by the user's
+    # choice: until its first backup it is compared with nothing; afterwards with its own snapshot
+    just_restored = facts.outcome == "restored" and not facts.backed_up
+    if not fresh and not just_restored and history.latest_bytes:
         floor = history.latest_bytes * (1 - facts.shrink_limit)
         if volume.bytes < floor:
             share = 1 - volume.bytes / history.latest_bytes

@@ -75,6 +75,7 @@ def guarded_backup(
     *,
     outcome: str | None,
     policy: GuardPolicy,
+    backed_up: bool = False,
     ensure: Callable[[], tuple[bool, int, str]],
     lock_patience: float,
     timeout: float | None = None,
@@ -111,6 +112,7 @@ def guarded_backup(
                 pvc_uid=volume.pvc_uid,
                 adopt=policy.adopt,
                 shrink_limit=policy.shrink_limit,
+                backed_up=backed_up,
             )
         )
         if not verdict.allowed:

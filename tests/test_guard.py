@@ -35,7 +35,7 @@ TABLE = [
     ("skipped", HALF, OURS, MINE, False, True, None),  # shrank by 40% < 50%
     # shrinking by more than the limit
     ("skipped", TENTH, OURS, MINE, False, False, Reason.SHRUNK),
-    ("restored", TENTH, OURS, MINE, False, False, Reason.SHRUNK),
+    ("restored", TENTH, OURS, MINE, False, True, None),  # first backup after a (pinned) restore
     ("fresh", TENTH, OURS, MINE, False, True, None),
     ("skipped", TENTH, OURS, MINE, True, True, Reason.SHRUNK),  # adopted
     # another volume instance's history
@@ -83,3 +83,10 @@ def test_conflict_explanation_names_both_instances_and_the_way_out() -> None:
     verdict = decide(GuardInput("skipped", FULL, THEIRS, MINE))
     assert MINE in verdict.explanation and OTHER in verdict.explanation
     assert "LIFEBOAT_ADOPT=true" in verdict.explanation
+
+
+def test_a_restored_volume_is_shrink_checked_again_after_its_first_backup() -> None:
+    first = decide(GuardInput("restored", TENTH, OURS, MINE))
+    later = decide(GuardInput("restored", TENTH, OURS, MINE, backed_up=True))
+    assert first.allowed
+    assert later.reason is Reason.SHRUNK
