@@ -306,10 +306,21 @@ class Sidecar:
                 results.append(result)
 
             threads = [threading.Thread(target=final, args=(w,), name=f"final-{w.pvc}") for w in self.workers]
+
+            # every restic call of the final backups (snapshots too, not only backup) ends at the
+            # deadline: restic gets SIGINT and stops cleanly
+            def out_of_time() -> None:
+                for worker in self.workers:
+                    worker.restic.cancel.set()
+
+            alarm = threading.Timer(budget, out_of_time)
+            alarm.daemon = True
+            alarm.start()
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
+            alarm.cancel()
             for result in results:
                 event(
                     log,

@@ -25,7 +25,7 @@ from tests.sidecar_support import ROOT, check_clean, fill, handover, locks, rest
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
-KILL_POINTS = 8
+KILL_POINTS = 6
 
 
 def job_env(store: Store, tmp_path: Path) -> dict[str, str]:
