@@ -47,17 +47,7 @@ subsets:
       - {name: http-metrics, port: 8080, protocol: TCP}
 YAML
 
-# The source credentials: S3 is SeaweedFS inside the namespace (cluster/s3.sh); the master
-# password is made once per state directory.
-[ -f "$DIR/master" ] || (umask 077; openssl rand -hex 32 >"$DIR/master")
-kc -n "$RELEASE_NS" create secret generic lifeboat-source \
-  --from-literal=LIFEBOAT_S3_ENDPOINT="http://$NODE_IP:8333" \
-  --from-literal=LIFEBOAT_S3_BUCKET=lifeboat \
-  --from-literal=LIFEBOAT_S3_PREFIX=e2e \
-  --from-literal=AWS_ACCESS_KEY_ID=lifeboat-e2e \
-  --from-literal=AWS_SECRET_ACCESS_KEY=lifeboat-e2e-secret \
-  --from-literal=RESTIC_MASTER_PASSWORD="$(cat "$DIR/master")" \
-  --dry-run=client -o yaml | kc apply -f - >/dev/null
+"$(dirname "$0")/source-secret.sh" "$RELEASE_NS"
 
 token="$(kc -n "$RELEASE_NS" create token "$NAME" --duration=48h)"
 python3 - "$DIR/injector.kubeconfig" "$PKI/ca.crt" "$token" <<'PY'

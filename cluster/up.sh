@@ -100,6 +100,8 @@ log "control plane ready after $((SECONDS - t0)) s"
 "$(dirname "$0")/s3.sh"
 if [ "$TIER" = node ]; then
   "$(dirname "$0")/node.sh"
+  "$(dirname "$0")/lifeboat-chart.sh"
+else
+  "$(dirname "$0")/lifeboat-host.sh"
 fi
-"$(dirname "$0")/lifeboat-host.sh"
 log "cluster-up done in $((SECONDS - t0)) s (tier: $TIER); KUBECONFIG=$KUBECONFIG_HOST"
