@@ -81,4 +81,8 @@ class Scheduler:
 
     def run_now(self, job_id: str) -> None:
         """Fires a recurring job now; its regular schedule continues afterwards."""
-        self._scheduler.modify_job(job_id, next_run_time=dt.datetime.now(UTC))
+        self.move(job_id, dt.datetime.now(UTC))
+
+    def move(self, job_id: str, when: dt.datetime) -> None:
+        """Sets a job's next run; a time in the past is an overdue run (as after a suspension)."""
+        self._scheduler.modify_job(job_id, next_run_time=when)
