@@ -10,6 +10,7 @@ import signal
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from sidecar import devstore
@@ -50,6 +51,9 @@ def test_sigterm_takes_a_final_backup_and_exits_0(seaweed: Store, tmp_path: Path
         seaweed, tmp_path, [volume], LIFEBOAT_METRICS_PORT=port, LIFEBOAT_FINAL_BACKUP_TIMEOUT="60"
     )
     wait_ready(int(port), proc)
+    argv = " ".join(psutil.Process(proc.pid).cmdline())
+    assert "--runtime-fd" in argv  # re-executed into the slim process, same PID
+    assert "lifeboat-test-secret-value" not in argv and "lifeboat-test-password" not in argv
     (volume.path / "last-words.txt").write_text("written by the app just before it stopped")
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=90)
