@@ -1,4 +1,4 @@
-"""The restore init container's handover, read by the sidecar: how each volume started.
+"""The restore init container's handover to the sidecar: how each volume started.
 
 The init container writes `<LIFEBOAT_STATE_DIR>/restore.json` atomically:
 `{"version": 1, "volumes": {"<pvc>": {"outcome": "restored"|"fresh"|"skipped", "snapshot": ...,
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sidecar.logs import event
@@ -52,3 +54,16 @@ def read_handover(state_dir: Path) -> dict[str, Handover]:
                 finished_at=item.get("finished_at"),
             )
     return found
+
+
+def write_handover(state_dir: Path, volumes: Mapping[str, Handover]) -> None:
+    """Writes the outcomes atomically (temp file, fsync, rename): the sidecar reads all or nothing."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    record = {"version": 1, "volumes": {pvc: asdict(item) for pvc, item in volumes.items()}}
+    path = state_dir / FILENAME
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as handle:
+        handle.write(json.dumps(record, indent=2) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

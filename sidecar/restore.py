@@ -12,15 +12,12 @@ the termination-message file that `kubectl describe pod` shows. This path never 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import os
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from sidecar import volume as vol
 from sidecar.config import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, Settings, VolumeSpec
@@ -35,14 +32,13 @@ from sidecar.decision import (
     decide,
     parse_pin,
 )
+from sidecar.handover import Handover, write_handover
 from sidecar.logs import event
 from sidecar.repository import Repository, for_volume
 from sidecar.restic import Failure, Restic, ResticError
 from sidecar.store import StoreProbe, StoreState
 
 log = logging.getLogger(__name__)
-
-STATE_FILE = "restore.json"
 
 _PROBE_ANSWERS = {
     StoreState.NO_REPOSITORY: StoreAnswer.NO_REPOSITORY,
@@ -271,38 +267,6 @@ def _human(size: int) -> str:
     return f"{value:.1f} TiB"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def hand_over(state_dir: Path, outcomes: Sequence[Outcome], now: dt.datetime) -> None:
-    """Writes the outcome for the backup sidecar (shared emptyDir), atomically."""
-    record = {
-        "version": 1,
-        "volumes": {
-            o.pvc: {"outcome": o.outcome, "snapshot": o.snapshot, "finished_at": now.isoformat()}
-            for o in outcomes
-        },
-    }
-    _write_atomic(state_dir / STATE_FILE, json.dumps(record, indent=2) + "\n")
-
-
-def read_handover(state_dir: Path) -> dict[str, dict[str, object]]:
-    """The restore outcome per PVC, as written by `hand_over`; empty when there is none."""
-    try:
-        record = json.loads((state_dir / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    volumes = record.get("volumes", {}) if isinstance(record, dict) else {}
-    return volumes if isinstance(volumes, dict) else {}
-
-
 def report(settings: Settings, outcomes: Sequence[Outcome], now: dt.datetime, seconds: float) -> int:
     """Logs one JSON line per run, writes the termination message and the handover; returns exit."""
     code = exit_code(outcomes)
@@ -322,7 +286,10 @@ def report(settings: Settings, outcomes: Sequence[Outcome], now: dt.datetime, se
         event(log, "restore.termination_message_unwritable", logging.WARNING, error=str(exc))
     if code == EX_OK:
         try:
-            hand_over(settings.state_dir, outcomes, now)
+            write_handover(
+                settings.state_dir,
+                {o.pvc: Handover(o.outcome, o.snapshot, now.isoformat()) for o in outcomes},
+            )
         except OSError as exc:
             event(log, "restore.handover_unwritable", logging.WARNING, error=str(exc))
     return code
