@@ -18,7 +18,7 @@ stop() {
 }
 
 [ -x "$(dirname "$0")/node-down.sh" ] && "$(dirname "$0")/node-down.sh"
-for name in lifeboat-injector seaweedfs kube-proxy kubelet containerd kube-scheduler \
+for name in provisioner lifeboat-injector seaweedfs kube-proxy kubelet containerd kube-scheduler \
   kube-controller-manager api-forward kube-apiserver etcd; do
   stop "$name"
 done
@@ -30,6 +30,6 @@ if ip netns list 2>/dev/null | grep -qw "$NETNS"; then
   ip netns del "$NETNS"
 fi
 rm -rf "$STATE/etcd" "$STATE/lifeboat" "$STATE/node" "$RUN"
-rm -rf "/var/lib/$NETNS/kubelet"
+rm -rf "/var/lib/$NETNS/kubelet" "/var/lib/$NETNS/volumes"
 if [ "${PURGE:-0}" = 1 ]; then rm -rf "$PKI" "$KUBECONFIG_HOST" "$STATE/s3" "/var/lib/$NETNS"; fi
 log "cluster down"

@@ -111,4 +111,11 @@ if ! running kube-proxy; then
     --metrics-bind-address=127.0.0.1:10249 --healthz-bind-address=127.0.0.1:10256 \
     --conntrack-max-per-core=0 --oom-score-adj=0 --v=1
 fi
+if ! running provisioner; then
+  log "starting the hostPath provisioner (default StorageClass lifeboat-local)"
+  start provisioner "${NS_EXEC[@]}" "$REPO/.venv/bin/python" "$REPO/cluster/provisioner.py" \
+    --kubeconfig "$PKI/admin.kubeconfig" --root "/var/lib/$NETNS/volumes"
+fi
+has_class() { kc get storageclass lifeboat-local; }
+wait_for "StorageClass lifeboat-local" 30 has_class
 log "node $NODE_NAME ready"
