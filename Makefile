@@ -24,7 +24,10 @@ lint: setup
 	$(BIN)/lint-imports
 
 bench: setup
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/restore.py --mib 200 --small-files 2000 --rounds 3
+	$(BIN)/python bench/sidecar_backup.py --mib 200 --small-files 2000 --rounds 3
+	$(BIN)/python bench/sidecar_rss.py --volumes 3 --seconds 60
+	$(BIN)/python bench/admission_load.py --clients 100 --rate 500 --seconds 20
 
 bench-admission: setup
 	$(BIN)/python bench/admission_load.py --clients 100 --rate 500 --seconds 20
@@ -42,5 +45,4 @@ cluster-down:
 	cluster/down.sh
 
 e2e: setup
-	LIFEBOAT_E2E_KUBECONFIG=$${LIFEBOAT_E2E_KUBECONFIG:-$(CURDIR)/.cache/cluster/kubeconfig} \
-	  $(BIN)/pytest -q -m e2e tests/e2e
+	cluster/e2e.sh

@@ -20,6 +20,7 @@ done
 "$(dirname "$0")/build-kubernetes.sh"
 "$(dirname "$0")/pki.sh"
 mkdir -p "$LOGS" "$RUN"
+echo "$TIER" >"$STATE/tier"
 
 # --- network namespace --------------------------------------------------------------------
 if ! ip netns list | grep -qw "$NETNS"; then
