@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make cluster-down`: stops every process cluster-up started (by the pids it recorded), removes
 # the network namespace and the cluster's data (etcd included). Certificates and the built
-# binaries are kept for a warm start; PURGE=1 removes the certificates too.
+# binaries, S3 data and the master password are kept (a warm start; a rebuild that must restore);
+# PURGE=1 removes those too (certificates, S3, master password, containerd images).
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -31,5 +32,5 @@ if ip netns list 2>/dev/null | grep -qw "$NETNS"; then
 fi
 rm -rf "$STATE/etcd" "$STATE/lifeboat" "$STATE/node" "$RUN"
 rm -rf "/var/lib/$NETNS/kubelet" "/var/lib/$NETNS/volumes"
-if [ "${PURGE:-0}" = 1 ]; then rm -rf "$PKI" "$KUBECONFIG_HOST" "$STATE/s3" "/var/lib/$NETNS"; fi
+if [ "${PURGE:-0}" = 1 ]; then rm -rf "$PKI" "$KUBECONFIG_HOST" "$STATE/s3" "$STATE/master-password" "/var/lib/$NETNS"; fi
 log "cluster down"
