@@ -36,7 +36,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # A real one-node Kubernetes from upstream components (cluster/, docs/testing.md). Needs root.
-# LIFEBOAT_CLUSTER_TIER=control-plane (default) or node.
+# LIFEBOAT_CLUSTER_TIER=node (default) or control-plane.
 .PHONY: cluster-up cluster-down e2e
 cluster-up: setup
 	cluster/up.sh

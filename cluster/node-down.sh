@@ -9,7 +9,26 @@ KUBELET_ROOT="/var/lib/$NETNS/kubelet"
 if [ -f "$RUN/kubelet.pid" ]; then
   kill -TERM "$(cat "$RUN/kubelet.pid")" 2>/dev/null; sleep 1
 fi
+netns_paths=()
 if [ -S "$SOCK" ]; then
+  # Pod network namespaces (made by the CRI plugin) and CNI state of our sandboxes, read from
+  # their specs before they go: killing tasks with ctr skips the CNI teardown.
+  for c in $(ctr --address "$SOCK" -n k8s.io containers ls -q 2>/dev/null); do
+    path="$(ctr --address "$SOCK" -n k8s.io containers info "$c" 2>/dev/null | python3 -c '
+import json, sys
+try:
+    spec = json.load(sys.stdin)["Spec"]
+except Exception:
+    sys.exit(0)
+for ns in spec.get("linux", {}).get("namespaces", []):
+    if ns.get("type") == "network" and ns.get("path", "").startswith("/var/run/netns/cni-"):
+        print(ns["path"])
+')"
+    if [ -n "$path" ]; then
+      netns_paths+=("$path")
+      rm -f "/var/lib/cni/results/lifeboat-e2e-$c-eth0" "/var/lib/cni/results/cni-loopback-$c-lo"
+    fi
+  done
   for task in $(ctr --address "$SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
     ctr --address "$SOCK" -n k8s.io tasks kill -s SIGKILL "$task" >/dev/null 2>&1
   done
@@ -25,7 +44,11 @@ fi
 for pid in $(pgrep -f "containerd-shim-runc-v2 -namespace k8s.io -address $SOCK" 2>/dev/null); do
   kill -KILL "$pid" 2>/dev/null
 done
-# Pod network namespaces made by the CRI plugin for this cluster, and kubelet mounts.
+for path in "${netns_paths[@]}"; do
+  ip netns del "$(basename "$path")" 2>/dev/null || { umount "$path" 2>/dev/null; rm -f "$path"; }
+done
+rm -rf /var/lib/cni/networks/lifeboat-e2e
+# Kubelet and containerd mounts of this cluster.
 if [ -d "$KUBELET_ROOT" ]; then
   grep -o " $KUBELET_ROOT[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
 fi

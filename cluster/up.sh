@@ -4,13 +4,14 @@
 # (127.0.0.1:$HOST_API_PORT). Kubeconfig: .cache/cluster/kubeconfig.
 #
 # Tiers (LIFEBOAT_CLUSTER_TIER):
-#   control-plane (default): etcd, kube-apiserver, kube-controller-manager, kube-scheduler, and
+#   control-plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, and
 #       Lifeboat's injector run as a host process inside the namespace, registered through the
 #       chart's own MutatingWebhookConfiguration, RBAC and TLS Secret (cluster/lifeboat-host.sh).
-#   node: the above plus containerd, runc, CNI and a kubelet (cluster/node.sh).
+#   node (default): the above plus containerd, runc, CNI, kubelet, kube-proxy and a hostPath
+#       provisioner (cluster/node.sh); Lifeboat installed with helm from chart/ (lifeboat-chart.sh).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-TIER="${LIFEBOAT_CLUSTER_TIER:-control-plane}"
+TIER="${LIFEBOAT_CLUSTER_TIER:-node}"
 t0=$SECONDS
 
 [ "$(id -u)" = 0 ] || die "needs root (network namespace, and for the node tier containerd)"
