@@ -184,3 +184,11 @@ def test_values_outside_the_schema_are_refused(bad: list[str]) -> None:
     result = helm("template", "lifeboat", str(CHART), "--kube-version", KUBE_VERSION, *bad)
     assert result.returncode != 0
     assert "values don't meet the specifications of the schema" in result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_no_service_link_variables_reach_the_injector(name: str) -> None:
+    # The Service "lifeboat-injector" would otherwise inject LIFEBOAT_INJECTOR_PORT=tcp://...,
+    # which collides with the settings prefix: the injector crash-looped on a real cluster (e2e).
+    spec = by_kind(docs(render(*VALUE_SETS[name])), "Deployment")["spec"]["template"]["spec"]
+    assert spec["enableServiceLinks"] is False
