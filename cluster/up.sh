@@ -29,9 +29,10 @@ if ! ip netns list | grep -qw "$NETNS"; then
   # so nothing outside the namespace can reach it or be reached through it.
   log "creating network namespace $NETNS (node address $NODE_IP on its loopback)"
   ip netns add "$NETNS"
-  ip -n "$NETNS" link set lo up
-  ip -n "$NETNS" addr add "$NODE_IP/32" dev lo
 fi
+# Idempotent, so a namespace left behind by a killed run is reused as it should be.
+ip -n "$NETNS" link set lo up
+ip -n "$NETNS" addr replace "$NODE_IP/32" dev lo
 
 # --- etcd ---------------------------------------------------------------------------------
 if ! running etcd; then
