@@ -10,18 +10,22 @@ stop() {
   local name="$1" pid
   [ -f "$RUN/$name.pid" ] || return 0
   pid="$(cat "$RUN/$name.pid")"
+  local t=$SECONDS
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null
     for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
   fi
   rm -f "$RUN/$name.pid"
+  [ $((SECONDS - t)) -lt 3 ] || log "$name took $((SECONDS - t)) s to stop"
 }
 
 [ -x "$(dirname "$0")/node-down.sh" ] && "$(dirname "$0")/node-down.sh"
-for name in provisioner lifeboat-injector seaweedfs kube-proxy kubelet containerd kube-scheduler \
-  kube-controller-manager api-forward kube-apiserver etcd; do
-  stop "$name"
+# Workloads and the node first, then the control plane, etcd last; each group in parallel.
+for group in "provisioner lifeboat-injector seaweedfs kube-proxy kubelet containerd" \
+  "kube-scheduler kube-controller-manager api-forward" "kube-apiserver" "etcd"; do
+  for name in $group; do stop "$name" & done
+  wait
 done
 # Anything else recorded (future components).
 for f in "$RUN"/*.pid; do [ -e "$f" ] && stop "$(basename "$f" .pid)"; done

@@ -3,6 +3,7 @@
 # sandbox and container so no runc container, shim or mount outlives the cluster.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
+t0=$SECONDS
 SOCK="/run/$NETNS/containerd.sock"
 KUBELET_ROOT="/var/lib/$NETNS/kubelet"
 # Stop the kubelet first so it does not restart what is being removed.
@@ -54,4 +55,5 @@ if [ -d "$KUBELET_ROOT" ]; then
 fi
 grep -o " /run/$NETNS[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
 grep -o " /var/lib/$NETNS/containerd[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+log "node teardown took $((SECONDS - t0)) s"
 exit 0
