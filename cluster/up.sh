@@ -15,9 +15,8 @@ TIER="${LIFEBOAT_CLUSTER_TIER:-node}"
 t0=$SECONDS
 
 [ "$(id -u)" = 0 ] || die "needs root (network namespace, and for the node tier containerd)"
-for tool in etcd socat openssl ip; do
-  command -v "$tool" >/dev/null || die "$tool is missing: apt-get install etcd-server socat openssl iproute2"
-done
+mkdir -p "$STATE"
+"$(dirname "$0")/deps.sh"
 "$(dirname "$0")/build-kubernetes.sh"
 "$(dirname "$0")/pki.sh"
 mkdir -p "$LOGS" "$RUN"
