@@ -14,4 +14,4 @@ if [ -z "${LIFEBOAT_E2E_KUBECONFIG:-}" ]; then
   export LIFEBOAT_E2E_PULL_POLICY=Never
 fi
 cd "$REPO"
-exec "$REPO/.venv/bin/pytest" -q -m e2e -p no:cacheprovider "$@" tests/e2e
+exec "$REPO/.venv/bin/pytest" -q -m e2e -p no:cacheprovider --durations=20 "$@" tests/e2e
