@@ -5,7 +5,8 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 if [ -z "${LIFEBOAT_E2E_KUBECONFIG:-}" ]; then
-  [ -f "$KUBECONFIG_HOST" ] || die "no cluster: run 'make cluster-up' first"
+  { [ -f "$KUBECONFIG_HOST" ] && running kube-apiserver && running api-forward; } \
+    || die "no cluster running: run 'make cluster-up' first"
   export LIFEBOAT_E2E_KUBECONFIG="$KUBECONFIG_HOST"
   here="$(cd "$(dirname "$0")" && pwd)"
   export LIFEBOAT_E2E_S3_STOP="$here/s3-ctl.sh stop" LIFEBOAT_E2E_S3_START="$here/s3-ctl.sh start"
