@@ -13,6 +13,7 @@ guard rails and lock handling, in a module light enough for the idle process.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sidecar.config import EX_NOPERM, EX_OK, EX_TEMPFAIL, Settings, VolumeSpec
@@ -48,7 +49,9 @@ def snapshot_tags(namespace: str, volume: VolumeSpec) -> list[str]:
     return tags_for(namespace, volume.pvc, volume.pvc_uid)
 
 
-def restic_for(settings: Settings, repository: Repository, redact: object = None) -> Restic:
+def restic_for(
+    settings: Settings, repository: Repository, redact: Callable[[str], str] | None = None
+) -> Restic:
     """A restic handle on `repository` with this configuration's secrets and bounds."""
     restic = Restic(
         repository=repository.url,
@@ -57,7 +60,7 @@ def restic_for(settings: Settings, repository: Repository, redact: object = None
         timeout=settings.restic_timeout,
         lock_retry=settings.lock_retry,
     )
-    if callable(redact):
+    if redact is not None:
         restic.redact = redact
     return restic
 

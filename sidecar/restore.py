@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from sidecar import volume as vol
 from sidecar.config import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, Settings, VolumeSpec
@@ -69,7 +69,6 @@ class Clock:
     """Time as the restore loop sees it; tests pass their own."""
 
     monotonic: Callable[[], float] = time.monotonic
-    now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     sleep: Callable[[float], None] = time.sleep
     jitter: Callable[[], float] = random.random
 

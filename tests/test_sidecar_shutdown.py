@@ -22,6 +22,7 @@ from tests.sidecar_support import (
     fill,
     handover,
     locks,
+    restic,
     scrape,
     sidecar_process,
     snapshots,
@@ -72,6 +73,9 @@ def test_final_backup_out_of_time_is_cancelled_cleanly_and_still_exits_0(
     volume = VolumeSpec("data", fill(tmp_path / "vol", files=4), pvc_uid="uid-1")
     (tmp_path / "state").mkdir()
     handover(tmp_path / "state", data="skipped")
+    # The repository exists already: on a loaded machine the 3 s budget could otherwise run out
+    # before `restic init`, and this test is about cancelling the backup itself.
+    restic(seaweed, "data", "init")
     port = str(devstore.free_port())
     proc = sidecar_process(
         seaweed, tmp_path, [volume], LIFEBOAT_METRICS_PORT=port, LIFEBOAT_FINAL_BACKUP_TIMEOUT="3"
