@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-fast lint bench bench-admission clean
+.PHONY: setup demo test test-fast lint docs bench bench-admission clean
 
 setup:
 	@scripts/setup.sh
@@ -18,10 +18,14 @@ test-fast: setup
 	$(BIN)/pytest -q -m "not slow"
 
 lint: setup
-	$(BIN)/ruff check sidecar injector tests bench
-	$(BIN)/ruff format --check sidecar injector tests bench
+	$(BIN)/ruff check lifeboat sidecar injector devtools tests bench
+	$(BIN)/ruff format --check lifeboat sidecar injector devtools tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# docs/configuration.md is rendered from sidecar/settings.py (a test fails when it is stale)
+docs: setup
+	$(BIN)/python -m devtools.configdoc
 
 bench: setup
 	$(BIN)/python bench/restore.py --mib 200 --small-files 2000 --rounds 3

@@ -5,7 +5,7 @@ Two processes, so the load generator does not share the server's interpreter:
 * ``serve``: the production ``WebhookServer`` with a ``ClusterCache`` filled through its watch
   event handler (what the PVC watch does), TLS from a freshly bootstrapped CA;
 * the driver: ``--clients`` keep-alive TLS connections (default 100), each sending realistic
-  AdmissionReviews (tests/injector/pods/02-multi-volume-projected.yaml: 3 PVCs, 2 labelled) and
+  AdmissionReviews (tests/support/pods/02-multi-volume-projected.yaml: 3 PVCs, 2 labelled) and
   timing each one from the first byte written to the last byte read.
 
 ``--rate`` paces the aggregate request rate (open loop, Poisson-free fixed spacing per client);
@@ -33,7 +33,7 @@ from types import SimpleNamespace
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-POD_FILE = ROOT / "tests/injector/pods/02-multi-volume-projected.yaml"
+POD_FILE = ROOT / "tests/support/pods/02-multi-volume-projected.yaml"
 
 
 def review_body(case: dict, uid: str) -> bytes:
@@ -62,7 +62,7 @@ def serve(port: int, tls_dir: Path) -> None:
     from injector.metrics import Metrics
     from injector.server import Lookups, WebhookServer
     from injector.tls import ReloadingContext
-    from sidecar.logs import configure
+    from lifeboat.logs import configure
 
     configure()  # production logging: one JSON line per injection (to stderr, discarded here)
     case = yaml.safe_load(POD_FILE.read_text())

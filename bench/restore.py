@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sidecar import devstore
-from sidecar.devtree import describe
+from devtools import devstore
+from devtools.devtree import describe
 
 ACCESS, SECRET, PASSWORD = "bench-access", "bench-secret-key", "bench-password"
 BIN = Path(sys.executable).parent

@@ -23,10 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sidecar import devstore
-from sidecar.config import VolumeSpec
-from sidecar.daemon import Sidecar
-from sidecar.sidecar_config import load_sidecar_settings
+from devtools import devstore
+from sidecar.daemon.main import Sidecar
+from sidecar.settings import VolumeSpec, load_sidecar_settings
 
 ACCESS, SECRET, PASSWORD = "bench-access", "bench-secret-key", "bench-password"
 RESTIC = str(Path(sys.executable).parent / "restic")

@@ -24,7 +24,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sidecar import devstore
+from devtools import devstore
 
 ACCESS, SECRET, PASSWORD = "bench-access", "bench-secret-key", "bench-password"
 BIN = Path(sys.executable).parent

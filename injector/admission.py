@@ -30,7 +30,7 @@ from injector.decision import (
     pvc_claims,
 )
 from injector.patches import build_patch
-from sidecar.logs import event
+from lifeboat.logs import event
 
 log = logging.getLogger("lifeboat.injector.admission")
 

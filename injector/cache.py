@@ -19,7 +19,7 @@ from typing import Any
 
 from injector.decision import PvcInfo, PvcUnavailable
 from injector.metrics import Metrics
-from sidecar.logs import event
+from lifeboat.logs import event
 
 log = logging.getLogger("lifeboat.injector.cache")
 

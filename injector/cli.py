@@ -1,6 +1,6 @@
 """``lifeboat injector``: wires the webhook server, the watch cache and the controller together.
 
-``sidecar.cli`` dispatches ``lifeboat injector ...`` here, so the restore and backup commands
+``lifeboat.cli`` dispatches ``lifeboat injector ...`` here, so the restore and backup commands
 never import the Kubernetes client or cryptography. Sub-commands:
 
 * ``serve`` (default): the webhook and the controller loop, configured by ``LIFEBOAT_INJECTOR_*``.
@@ -26,7 +26,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from injector.config import InjectorSettings
-from sidecar.logs import configure, event
+from lifeboat.logs import configure, event
 
 log = logging.getLogger("lifeboat.injector")
 

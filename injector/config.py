@@ -12,32 +12,46 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Names shared by the decision, the patch, the controller and the chart. They are part of the
-# user-visible contract (docs/injector.md), so they live in one place.
-INJECT_NAMESPACE_LABEL = "lifeboat.dev/inject"
-INJECT_NAMESPACE_VALUE = "enabled"
-BACKUP_LABEL = "backup"
-SKIP_ANNOTATION = "lifeboat.dev/skip"
-INJECTED_ANNOTATION = "lifeboat.dev/injected"
-SCHEDULE_ANNOTATION = "lifeboat.dev/schedule"
-RETENTION_ANNOTATION = "lifeboat.dev/retention"
-SNAPSHOT_ANNOTATION = "lifeboat.dev/restore-snapshot"
-ADOPT_ANNOTATION = "lifeboat.dev/adopt"
-REPOSITORY_ANNOTATION = "lifeboat.dev/repository"
+# Names shared by the decision, the patch, the controller and the chart. The user-facing ones
+# (labels, annotations, env names, Secret keys) are the contract's, shared with the runtime.
+from lifeboat.contract import (
+    ADOPT_ANNOTATION,
+    BACKUP_LABEL,
+    CREDENTIAL_KEYS,
+    INJECT_NAMESPACE_LABEL,
+    INJECT_NAMESPACE_VALUE,
+    INJECTED_ANNOTATION,
+    REPOSITORY_ANNOTATION,
+    RETENTION_ANNOTATION,
+    SCHEDULE_ANNOTATION,
+    SKIP_ANNOTATION,
+    SNAPSHOT_ANNOTATION,
+)
+
+__all__ = [
+    "ADOPT_ANNOTATION",
+    "BACKUP_CONTAINER",
+    "BACKUP_LABEL",
+    "CREDENTIAL_KEYS",
+    "INJECTED_ANNOTATION",
+    "INJECT_NAMESPACE_LABEL",
+    "INJECT_NAMESPACE_VALUE",
+    "MANAGED_BY_LABEL",
+    "MANAGED_BY_VALUE",
+    "MASTER_PASSWORD_KEY",
+    "REPOSITORY_ANNOTATION",
+    "RESTORE_CONTAINER",
+    "RETENTION_ANNOTATION",
+    "SCHEDULE_ANNOTATION",
+    "SKIP_ANNOTATION",
+    "SNAPSHOT_ANNOTATION",
+    "InjectorSettings",
+]
+
 RESTORE_CONTAINER = "lifeboat-restore"
 BACKUP_CONTAINER = "lifeboat-backup"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "lifeboat"
-
-# The keys of the per-namespace Secret; each is also the env variable name in the injected containers.
-CREDENTIAL_KEYS = (
-    "LIFEBOAT_S3_ENDPOINT",
-    "LIFEBOAT_S3_BUCKET",
-    "LIFEBOAT_S3_PREFIX",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "RESTIC_PASSWORD",
-)
 # The key of the source Secret (injector namespace) holding the master password.
 MASTER_PASSWORD_KEY = "RESTIC_MASTER_PASSWORD"  # noqa: S105 - a key name
 

@@ -33,7 +33,7 @@ from injector.credentials import (
 )
 from injector.metrics import Metrics
 from injector.tls import Bundle, not_after, renew, renewal_reason, write_files
-from sidecar.logs import event
+from lifeboat.logs import event
 
 log = logging.getLogger("lifeboat.injector.controller")
 

@@ -12,9 +12,8 @@ its restored data once the problem is fixed, instead of starting empty next to i
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +29,11 @@ from injector.config import (
     SNAPSHOT_ANNOTATION,
 )
 from injector.plan import Hardening, Inject, VolumePlan
+from lifeboat import contract
+from lifeboat.contract import BACKUP_VALUES, ConfigError
 
 __all__ = ["Hardening", "Inject", "VolumePlan"]
 
-BACKUP_VALUES = ("hourly", "daily")
-RETENTION_KEYS = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
 POD_SECURITY_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 
 
@@ -98,8 +97,8 @@ class Deny:
 Decision = Admit | Deny | Inject
 
 
-class InvalidSetting(ValueError):
-    """A label or annotation value the runtime could not act on."""
+# A label or annotation value the runtime could not act on: the contract's error.
+InvalidSetting = ConfigError
 
 
 def pvc_claims(pod: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -146,83 +145,44 @@ def precheck(request: PodRequest, context: Context) -> Admit | None:
     return None
 
 
-_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?\-]+$")
+def _checked(source: str, parse: Callable[[str], object], value: str) -> str:
+    """`value` stripped, once the contract's parser (the runtime's own) accepts it."""
+    try:
+        parse(value)
+    except ConfigError as exc:
+        raise InvalidSetting(f"{source}: {exc}") from None
+    return value.strip()
 
 
 def parse_schedule(value: str, source: str) -> str:
-    """``hourly``, ``daily`` or a 5-field cron expression, as the runtime accepts them."""
-    value = value.strip()
-    if value in BACKUP_VALUES:
-        return value
-    fields = value.split()
-    if len(fields) == 5 and all(_CRON_FIELD.match(f) for f in fields):
-        return " ".join(fields)
-    raise InvalidSetting(
-        f"{source}={value!r} is not a schedule; use hourly, daily or a 5-field cron expression "
-        f'such as "0 3 * * *"'
-    )
+    """``hourly``, ``daily`` or a 5-field crontab expression: exactly what the sidecar runs."""
+    text = _checked(source, contract.parse_schedule, value)
+    return " ".join(text.split())
 
 
 def parse_retention(value: str, source: str) -> str:
-    """``hourly=24,daily=7,weekly=4,monthly=6``: known keys, positive counts, normalised."""
-    parts: dict[str, int] = {}
-    for item in value.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        key, sep, count = item.partition("=")
-        key, count = key.strip(), count.strip()
-        if not sep or key not in RETENTION_KEYS or not count.isdigit() or int(count) < 1 or key in parts:
-            raise InvalidSetting(
-                f"{source}={value!r}: {item!r} is not a retention rule; use comma-separated KEY=COUNT "
-                f"with KEY one of {', '.join(RETENTION_KEYS)} and COUNT >= 1, "
-                f'e.g. "hourly=24,daily=7,weekly=4,monthly=6"'
-            )
-        parts[key] = int(count)
-    if not parts:
-        raise InvalidSetting(f'{source} is empty; remove it or set e.g. "daily=7,weekly=4"')
-    return ",".join(f"{k}={parts[k]}" for k in RETENTION_KEYS if k in parts)
-
-
-_SNAPSHOT_ID = re.compile(r"^[0-9a-f]{8,64}$")
+    """``hourly=24,daily=7,weekly=4,monthly=6``, normalised into restic's rule order."""
+    try:
+        return contract.render_retention(contract.parse_retention(value))
+    except ConfigError as exc:
+        raise InvalidSetting(f"{source}: {exc}") from None
 
 
 def parse_snapshot(value: str, source: str) -> str:
-    """A restic snapshot id (8-64 hex digits), ``latest``, or an RFC 3339 time with a zone."""
-    value = value.strip()
-    if value == "latest" or _SNAPSHOT_ID.match(value):
-        return value
-    try:
-        moment = _dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        moment = None
-    if moment is not None and moment.tzinfo is not None and "T" in value.upper():
-        return value
-    raise InvalidSetting(
-        f"{source}={value!r} is neither a snapshot id (8-64 hex digits) nor an RFC 3339 time with a "
-        f'zone such as "2026-01-31T23:00:00Z"; fix it or remove the annotation to restore the latest'
-    )
+    """A snapshot id (8-64 hex digits), ``latest``, or an RFC 3339 time with a zone."""
+    return _checked(source, contract.parse_pin, value)
 
 
 def parse_adopt(value: str, source: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    raise InvalidSetting(f'{source}={value!r} must be "true" or "false"')
-
-
-_REPOSITORY = re.compile(r"^s3:[^\s@]+$")
+    try:
+        return contract.parse_bool(value)
+    except ConfigError as exc:
+        raise InvalidSetting(f"{source}: {exc}") from None
 
 
 def parse_repository(value: str, source: str) -> str:
-    """An ``s3:`` restic repository URL; credentials in it are refused (they would land in argv)."""
-    value = value.strip()
-    if _REPOSITORY.match(value):
-        return value
-    raise InvalidSetting(
-        f"{source}={value!r} must be a restic s3 URL such as "
-        f'"s3:https://s3.example.com/bucket/path" without credentials (keys come from the Secret)'
-    )
+    """An ``s3:`` restic repository URL; credentials in it are refused (and never echoed)."""
+    return _checked(source, contract.parse_repository, value)
 
 
 def volume_plan(volume: str, pvc: PvcInfo) -> VolumePlan:
@@ -233,7 +193,7 @@ def volume_plan(volume: str, pvc: PvcInfo) -> VolumePlan:
     if SCHEDULE_ANNOTATION in ann:
         schedule = parse_schedule(ann[SCHEDULE_ANNOTATION], where + SCHEDULE_ANNOTATION)
     retention = snapshot = repository = None
-    if RETENTION_ANNOTATION in ann:
+    if ann.get(RETENTION_ANNOTATION, "").strip():  # empty: the defaults, as for LIFEBOAT_RETENTION
         retention = parse_retention(ann[RETENTION_ANNOTATION], where + RETENTION_ANNOTATION)
     if SNAPSHOT_ANNOTATION in ann:
         snapshot = parse_snapshot(ann[SNAPSHOT_ANNOTATION], where + SNAPSHOT_ANNOTATION)

@@ -27,6 +27,17 @@ from injector.config import (
     InjectorSettings,
 )
 from injector.plan import Inject
+from lifeboat.contract import (
+    ENV_ADOPT,
+    ENV_CACHE_DIR,
+    ENV_FINAL_BACKUP_TIMEOUT,
+    ENV_METRICS_PORT,
+    ENV_NAMESPACE,
+    ENV_RESTORE_DEADLINE,
+    ENV_RETENTION,
+    ENV_SCHEDULE,
+    ENV_STATE_DIR,
+)
 
 Operation = dict[str, Any]
 
@@ -96,10 +107,9 @@ def _common_env(settings: InjectorSettings) -> list[dict[str, Any]]:
         for key in CREDENTIAL_KEYS
     ]
     env += [
-        {"name": "LIFEBOAT_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        {"name": "LIFEBOAT_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "LIFEBOAT_STATE_DIR", "value": settings.state_dir},
-        {"name": "RESTIC_CACHE_DIR", "value": settings.cache_dir},
+        {"name": ENV_NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": ENV_STATE_DIR, "value": settings.state_dir},
+        {"name": ENV_CACHE_DIR, "value": settings.cache_dir},
     ]
     return env
 
@@ -146,7 +156,7 @@ def build_containers(
         "args": _volume_args("restore", plan, settings, restore=True),
         "env": [
             *_common_env(settings),
-            {"name": "LIFEBOAT_RESTORE_DEADLINE", "value": str(settings.restore_deadline_seconds)},
+            {"name": ENV_RESTORE_DEADLINE, "value": str(settings.restore_deadline_seconds)},
         ],
         "volumeMounts": [dict(m) for m in mounts],
         "resources": _resources(settings),
@@ -156,13 +166,13 @@ def build_containers(
     }
     backup_env = [
         *_common_env(settings),
-        {"name": "LIFEBOAT_SCHEDULE", "value": plan.schedule},
-        {"name": "LIFEBOAT_ADOPT", "value": "true" if plan.adopt else "false"},
-        {"name": "LIFEBOAT_METRICS_PORT", "value": str(metrics_port)},
-        {"name": "LIFEBOAT_FINAL_BACKUP_TIMEOUT", "value": str(settings.final_backup_timeout_seconds)},
+        {"name": ENV_SCHEDULE, "value": plan.schedule},
+        {"name": ENV_ADOPT, "value": "true" if plan.adopt else "false"},
+        {"name": ENV_METRICS_PORT, "value": str(metrics_port)},
+        {"name": ENV_FINAL_BACKUP_TIMEOUT, "value": str(settings.final_backup_timeout_seconds)},
     ]
     if plan.retention:
-        backup_env.append({"name": "LIFEBOAT_RETENTION", "value": plan.retention})
+        backup_env.append({"name": ENV_RETENTION, "value": plan.retention})
     backup: dict[str, Any] = {
         "name": BACKUP_CONTAINER,
         "image": settings.image,

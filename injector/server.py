@@ -27,7 +27,7 @@ from injector.admission import NamespaceLabels, PvcLookup, Reply, review
 from injector.config import InjectorSettings
 from injector.metrics import Metrics
 from injector.tls import ReloadingContext
-from sidecar.logs import event
+from lifeboat.logs import event
 
 log = logging.getLogger("lifeboat.injector.server")
 

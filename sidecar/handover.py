@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sidecar.logs import event
+from lifeboat.logs import event
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sidecar.logs import event
-from sidecar.restic import Failure, Lock, Restic, ResticError
+from lifeboat.logs import event
+from sidecar.edges.restic import Failure, Lock, Restic, ResticError
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Validation needs pydantic-settings, which costs ~20 MiB of resident memory that an idle backup
 sidecar has no use for (the footprint target is 32 MiB). So `lifeboat sidecar` validates with
-pydantic (sidecar.sidecar_config), freezes the result into this plain `Runtime`, and re-executes
+pydantic (sidecar.settings), freezes the result into this plain `Runtime`, and re-executes
 itself into the long-running process, handing the Runtime over through an inherited pipe (never
 argv, never a file: it holds the secrets restic needs). The long-running modules only ever see a
 `Runtime`, and none of them imports pydantic, boto3 or kubernetes at module level.
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sidecar.cadence import Schedule
+from lifeboat.contract import Schedule
 
 
 @dataclass(frozen=True)

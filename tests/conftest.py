@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from sidecar import devstore
+from devtools import devstore
+
+# the injector tests' fixtures (settings, pods, AdmissionReviews, certificates)
+pytest_plugins = ["tests.support.injector_fixtures"]
 
 ACCESS_KEY = "lifeboat-test-access"
 SECRET_KEY = "lifeboat-test-secret-value"

@@ -1,0 +1,55 @@
+"""When each job runs: deterministic jitter over the contract's schedules, as pure functions.
+
+Hundreds of PVCs labelled `backup: hourly` must not all hit S3 in the same minute, and a pod that
+restarts must not move its slot (or two replicas of one RWX volume would drift apart). So the offset
+of every job is derived from a hash of namespace/PVC/job, never from a random number: the same
+volume always runs at the same second of its period, different volumes spread evenly over it.
+
+The schedule grammar and crontab semantics live in lifeboat.contract (the webhook uses the same).
+`next_fire()` takes `now` explicitly, so tests walk the calendar without sleeping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+from lifeboat.contract import Schedule, next_run
+
+UTC = dt.UTC
+
+# How far the jitter may move a run, per schedule kind (seconds).
+HOURLY_SPREAD = 3600  # anywhere in the hour
+DAILY_SPREAD = 6 * 3600  # 00:00-06:00 UTC: quiet hours for most clusters and stores
+CRON_SPREAD_MAX = 15 * 60  # a user's cron moves by at most 15 minutes (less if it fires more often)
+
+
+def spread(schedule: Schedule) -> int:
+    """The window the jitter spreads runs over, never more than the gap between two runs."""
+    if schedule.kind == "hourly":
+        return HOURLY_SPREAD
+    if schedule.kind in ("daily", "weekly"):
+        return DAILY_SPREAD
+    start = dt.datetime(2026, 1, 5, tzinfo=UTC)  # a Monday; any fixed instant will do
+    first = next_run(schedule.cron, start)
+    second = next_run(schedule.cron, first)
+    gap = int((second - first).total_seconds())
+    return max(1, min(CRON_SPREAD_MAX, gap))
+
+
+def jitter_seconds(namespace: str, pvc: str, job: str, spread: int) -> int:
+    """A stable offset in [0, spread) for this volume's job: same inputs, same second, every time."""
+    digest = hashlib.sha256(f"{namespace}/{pvc}/{job}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % max(1, spread)
+
+
+def next_fire(cron: str, offset: int, now: dt.datetime, previous: dt.datetime | None = None) -> dt.datetime:
+    """The first run strictly after `now` of `cron` shifted later by `offset` seconds.
+
+    `previous` (APScheduler passes the last fire time) does not change the answer: the next run
+    only depends on the calendar.
+    """
+    shift = dt.timedelta(seconds=offset)
+    base = now - shift
+    # a cron fires on whole minutes; "strictly after" a whole-minute base must skip that minute
+    return next_run(cron, base) + shift

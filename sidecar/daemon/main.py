@@ -1,0 +1,428 @@
+"""`lifeboat sidecar`: the long-running backup process of a pod, one for all its labelled volumes.
+
+It wires the pieces and owns the process's life:
+- at start: validate configuration (exit 78 naming the variable), read the restore handover, start
+  the metrics server and the scheduler (backup, prune and check jobs per volume, each jittered);
+  a volume that was restored or started fresh gets its first backup soon after start, so the
+  newest snapshot carries this volume instance's UID before any restart can ask (sidecar.backup.guard);
+- while running: jobs of one volume never overlap (one mutex per volume); a failed backup is retried
+  after LIFEBOAT_BACKUP_RETRY_DELAY; the volume's used bytes are refreshed for the metric;
+- on SIGTERM (Kubernetes stops a native sidecar after the app, so the data is quiesced): stop the
+  scheduler, cancel running work cleanly, take one final guarded backup of every volume within
+  LIFEBOAT_FINAL_BACKUP_TIMEOUT; if time runs out restic is interrupted with SIGINT (no partial
+  snapshot, its lock removed) and the process still exits 0. A second SIGTERM cancels at once.
+
+The long-running process stays small: restic does the S3 work; boto3 is imported only if a
+repository has to be created (the store probe), kubernetes never.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lifeboat.exitcodes import EX_CONFIG, EX_OK
+from lifeboat.logs import Redactor, configure, event
+from sidecar.backup.guarded import GuardedBackup, GuardPolicy, claim_history, guarded_backup
+from sidecar.daemon.cadence import UTC, Schedule, jitter_seconds, spread
+from sidecar.daemon.maintenance import Maintenance, check, forget, prune
+from sidecar.daemon.metrics import Metrics, serve
+from sidecar.daemon.retention import render
+from sidecar.daemon.scheduler import JobSpec, Scheduler
+from sidecar.edges.restic import Restic, ResticError
+from sidecar.edges.usage import filesystem_used_bytes
+from sidecar.handover import Handover, read_handover
+from sidecar.runtime import Runtime, VolumeTarget
+
+if TYPE_CHECKING:
+    from sidecar.settings import SidecarSettings, VolumeSpec
+
+log = logging.getLogger("sidecar.daemon.main")  # also when run as __main__
+
+
+Clock = Callable[[], float]
+Deadline = Callable[[], float]  # seconds left
+
+
+@dataclass
+class VolumeWorker:
+    """Everything the sidecar does for one volume; each job holds the volume's mutex."""
+
+    runtime: Runtime
+    volume: VolumeTarget
+    restic: Restic
+    metrics: Metrics
+    outcome: str | None
+    clock: Clock = time.time
+    own_snapshots: set[str] = field(default_factory=set)
+    backed_up: bool = False
+    mutex: threading.Lock = field(default_factory=threading.Lock)
+    on_failure: Callable[[VolumeWorker], None] | None = None
+    _probe: Any = None
+
+    @property
+    def pvc(self) -> str:
+        return self.volume.pvc
+
+    def _ensure(self) -> tuple[bool, int, str]:
+        # the store probe (boto3) is imported only when restic says there is no repository
+        from sidecar.backup.guarded import ensure_repository
+        from sidecar.edges.store import StoreProbe
+        from sidecar.repository import parse_override
+
+        if self._probe is None:
+            env = self.runtime.restic_env
+            self._probe = StoreProbe(
+                env["AWS_ACCESS_KEY_ID"],
+                env["AWS_SECRET_ACCESS_KEY"],
+                region=self.runtime.s3_region,
+                timeout=self.runtime.probe_timeout,
+            )
+        repository = parse_override(self.volume.repository, self.pvc)
+        return ensure_repository(self._probe, self.restic, repository)
+
+    def backup(
+        self, *, deadline: Callable[[], float] | None = None, then_forget: bool = True
+    ) -> GuardedBackup:
+        """One guarded backup, then forget by the retention policy; records metrics."""
+        with self.mutex:
+            result = guarded_backup(
+                self.runtime.namespace,
+                self.volume,
+                self.restic,
+                outcome=self.outcome,
+                backed_up=self.backed_up,
+                policy=GuardPolicy(adopt=self.runtime.adopt, shrink_limit=self.runtime.shrink_limit),
+                ensure=self._ensure,
+                lock_patience=self.runtime.lock_retry,
+                deadline=deadline,
+            )
+            self.metrics.observe_backup(result, self.clock())
+            if result.succeeded and result.summary and result.summary.snapshot_id:
+                self.own_snapshots.add(result.summary.snapshot_id)
+                self.backed_up = True
+                if then_forget:
+                    self._record(
+                        forget(
+                            self.restic, self.pvc, self.runtime.retention, patience=self.runtime.lock_retry
+                        )
+                    )
+        if result.result in ("failed", "locked") and self.on_failure is not None:
+            self.on_failure(self)
+        return result
+
+    def claim(self) -> str | None:
+        """Marks the restored history as this volume instance's (sidecar.scheduled.claim_history)."""
+        with self.mutex:
+            try:
+                new_id = claim_history(self.volume, self.restic, patience=self.runtime.lock_retry)
+            except ResticError as exc:  # the first backup will carry the tag anyway
+                event(log, "history.claim_failed", logging.WARNING, pvc=self.pvc, error=str(exc))
+                return None
+            if new_id:
+                self.own_snapshots.add(new_id)
+            return new_id
+
+    def prune(self) -> Maintenance:
+        with self.mutex:
+            return self._record(
+                prune(self.restic, self.pvc, self.own_snapshots, patience=self.runtime.lock_retry)
+            )
+
+    def check(self) -> Maintenance:
+        with self.mutex:
+            return self._record(
+                check(
+                    self.restic,
+                    self.pvc,
+                    self.own_snapshots,
+                    read_data_subset=self.runtime.check_read_data_subset,
+                    patience=self.runtime.lock_retry,
+                )
+            )
+
+    def _record(self, result: Maintenance) -> Maintenance:
+        self.metrics.observe_maintenance(self.pvc, result, self.clock())
+        return result
+
+    def refresh_volume_metric(self) -> None:
+        self.metrics.observe_volume(self.pvc, filesystem_used_bytes(self.volume.path))
+
+
+def job_specs(workers: list[VolumeWorker], settings: Runtime) -> list[JobSpec]:
+    """Backup, prune and check jobs of every volume, each at its own jittered second."""
+    specs = []
+    plans: list[tuple[str, Schedule]] = [
+        ("backup", settings.schedule),
+        ("prune", settings.prune_schedule),
+        ("check", settings.check_schedule),
+    ]
+    for worker in workers:
+        for kind, schedule in plans:
+            offset = jitter_seconds(settings.namespace, worker.pvc, kind, spread(schedule))
+            specs.append(JobSpec(f"{kind}:{worker.pvc}", getattr(worker, kind), schedule.cron, offset))
+    return specs
+
+
+class Sidecar:
+    """The running process: workers, scheduler, metrics server, and the shutdown sequence."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        redact: Callable[[str], str] | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self.runtime = runtime
+        self.clock = clock
+        self.handover: dict[str, Handover] = read_handover(runtime.state_dir)
+        self.metrics = Metrics(runtime.namespace, [v.pvc for v in runtime.volumes])
+        self.workers: list[VolumeWorker] = []
+        for volume in runtime.volumes:
+            restic = Restic(
+                repository=volume.repository,
+                env=runtime.restic_env,
+                binary=runtime.restic_binary,
+                timeout=runtime.restic_timeout,
+                lock_retry=0,  # lock waits happen in sidecar.locking, where they are measured
+                grace=runtime.stop_grace,
+            )
+            if redact is not None:
+                restic.redact = redact
+            outcome = self.handover[volume.pvc].outcome if volume.pvc in self.handover else None
+            worker = VolumeWorker(runtime, volume, restic, self.metrics, outcome, clock=clock)
+            worker.on_failure = self._retry_later
+            self.workers.append(worker)
+            self.metrics.observe_outcome(volume.pvc, outcome)
+            worker.refresh_volume_metric()
+        self.scheduler = Scheduler(job_specs(self.workers, runtime), workers=len(self.workers) + 1)
+        self.stop = threading.Event()
+        self.stopping = False
+        self.started = False
+        self.server: Any = None
+
+    @classmethod
+    def from_settings(cls, volumes: list[VolumeSpec], settings: SidecarSettings, **kwargs: Any) -> Sidecar:
+        """A sidecar straight from validated settings, in this process (tests, benchmarks)."""
+        from sidecar.settings import build_runtime
+
+        return cls(build_runtime(settings, volumes), **kwargs)
+
+    # -- health ---------------------------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        return self.stopping or self.scheduler.running
+
+    def ready(self) -> bool:
+        return self.started and not self.stopping
+
+    # -- life -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        settings = self.runtime
+        if settings.metrics_port:
+            self.server = serve(
+                self.metrics,
+                settings.metrics_address,
+                settings.metrics_port,
+                healthy=self.healthy,
+                ready=self.ready,
+            )
+        self.scheduler.start()
+        now = dt.datetime.now(UTC)
+        for worker in self.workers:
+            if worker.outcome == "restored":
+                self.scheduler.run_once(f"claim:{worker.pvc}", worker.claim, now)
+            if worker.outcome in ("restored", "fresh"):
+                when = now + dt.timedelta(seconds=settings.first_backup_delay)
+                self.scheduler.run_once(f"first-backup:{worker.pvc}", worker.backup, when)
+        self.started = True
+        event(
+            log,
+            "sidecar.started",
+            volumes=[w.pvc for w in self.workers],
+            outcomes={w.pvc: w.outcome for w in self.workers},
+            schedule=settings.schedule.cron if settings.schedule.kind == "cron" else settings.schedule.kind,
+            retention=render(settings.retention),
+            next_backups={w.pvc: str(self.scheduler.next_run(f"backup:{w.pvc}")) for w in self.workers},
+            metrics_port=settings.metrics_port,
+        )
+
+    def _retry_later(self, worker: VolumeWorker) -> None:
+        if self.stopping or not self.runtime.retry_delay:
+            return
+        when = dt.datetime.now(UTC) + dt.timedelta(seconds=self.runtime.retry_delay)
+        self.scheduler.run_once(f"retry:{worker.pvc}", lambda: worker.backup(), when)
+        event(log, "backup.retry_scheduled", pvc=worker.pvc, at=when.isoformat())
+
+    def request_stop(self) -> None:
+        """First call: begin the shutdown sequence. Second call: cancel the final backups too."""
+        if self.stop.is_set():
+            event(log, "sidecar.cancel_final_backup", logging.WARNING)
+            for worker in self.workers:
+                worker.restic.cancel.set()
+        self.stop.set()
+
+    def wait(self, refresh: float = 30.0) -> None:
+        """Blocks until a stop is requested, refreshing the volume metrics meanwhile."""
+        while not self.stop.wait(refresh):
+            for worker in self.workers:
+                worker.refresh_volume_metric()
+
+    def shutdown(self) -> list[GuardedBackup]:
+        """Stops scheduling, cancels running work, takes the final backups within the budget."""
+        self.stopping = True
+        budget = self.runtime.final_backup_timeout
+        started = time.monotonic()
+        event(log, "sidecar.stopping", final_backup_timeout=budget)
+        self.scheduler.shutdown()
+        old_tokens = [w.restic.cancel for w in self.workers]
+        for token in old_tokens:
+            token.set()  # running scheduled work stops cleanly (SIGINT to restic)
+        for worker in self.workers:
+            if worker.mutex.acquire(timeout=self.runtime.stop_grace + 5):
+                worker.mutex.release()
+            worker.restic.cancel = threading.Event()
+        results: list[GuardedBackup] = []
+        if budget > 0:
+            end = started + budget
+
+            def remaining() -> float:
+                return end - time.monotonic()
+
+            def final(worker: VolumeWorker) -> None:
+                result = worker.backup(deadline=remaining, then_forget=False)
+                results.append(result)
+
+            threads = [threading.Thread(target=final, args=(w,), name=f"final-{w.pvc}") for w in self.workers]
+
+            # every restic call of the final backups (snapshots too, not only backup) ends at the
+            # deadline: restic gets SIGINT and stops cleanly
+            def out_of_time() -> None:
+                for worker in self.workers:
+                    worker.restic.cancel.set()
+
+            alarm = threading.Timer(budget, out_of_time)
+            alarm.daemon = True
+            alarm.start()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            alarm.cancel()
+            for result in results:
+                event(
+                    log,
+                    "backup.final",
+                    logging.INFO if result.succeeded else logging.WARNING,
+                    pvc=result.pvc,
+                    result=result.result,
+                    snapshot=result.summary.snapshot_id if result.summary else None,
+                    seconds=round(time.monotonic() - started, 3),
+                )
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        event(log, "sidecar.stopped", seconds=round(time.monotonic() - started, 3))
+        return results
+
+
+def run_sidecar(
+    runtime: Runtime,
+    *,
+    redact: Callable[[str], str] | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Runs until SIGTERM/SIGINT (or `stop` is set), then the final backup; returns the exit code."""
+    sidecar = Sidecar(runtime, redact=redact)
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: sidecar.request_stop())
+    if stop is not None:
+
+        def relay() -> None:
+            stop.wait()
+            sidecar.request_stop()
+
+        threading.Thread(target=relay, daemon=True).start()
+    sidecar.start()
+    sidecar.wait()
+    sidecar.shutdown()
+    return EX_OK
+
+
+def main(volumes: list[VolumeSpec], env: dict[str, str] | None = None) -> int:
+    """`lifeboat sidecar`: validate (exit 78 naming the variable), then run the long-running process.
+
+    With `env=None` (the real process environment) the process re-executes itself into the slim
+    long-running form (see sidecar.runtime) and this call never returns. With an explicit `env`
+    it runs here, in-process.
+    """
+    from sidecar.settings import ConfigError, build_runtime, load_sidecar_settings
+
+    try:
+        runtime = build_runtime(load_sidecar_settings(env), volumes)
+    except ConfigError as exc:
+        print(f"lifeboat sidecar: configuration error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    if env is None:
+        _exec_slim(runtime)
+    redactor = configure(Redactor(runtime.secrets))
+    return run_sidecar(runtime, redact=redactor)
+
+
+def _exec_slim(runtime: Runtime) -> None:
+    """Replaces this process (same PID, so signals still reach it) by `python -m sidecar.daemon.main
+    --runtime-fd N`, which reads the Runtime from an inherited pipe and never imports pydantic."""
+    read_end, write_end = os.pipe()
+    payload = runtime.to_json().encode()
+    if len(payload) > 60_000:  # a pipe holds 64 KiB; a pod never has this many volumes
+        raise ValueError("configuration too large to hand over")
+    os.write(write_end, payload)
+    os.close(write_end)
+    os.set_inheritable(read_end, True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = [sys.executable, "-m", "sidecar.daemon.main", "--runtime-fd", str(read_end)]
+    os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter, no shell
+
+
+def _run_slim(fd: int) -> int:
+    with os.fdopen(fd, "r") as handover:
+        runtime = Runtime.from_json(handover.read())
+    redactor = configure(Redactor(runtime.secrets))
+    return run_sidecar(runtime, redact=redactor)
+
+
+def _cli(argv: list[str] | None = None) -> int:
+    """`python -m sidecar.daemon.main --volume PVC=PATH ...` (what `lifeboat sidecar` calls)."""
+    parser = argparse.ArgumentParser(prog="lifeboat sidecar")
+    parser.add_argument("--volume", action="append", default=[], metavar="PVC=PATH")
+    parser.add_argument("--pvc-uid", action="append", default=[], metavar="PVC=UID")
+    parser.add_argument("--repository", action="append", default=[], metavar="PVC=REPOSITORY")
+    parser.add_argument("--runtime-fd", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.runtime_fd is not None:
+        return _run_slim(args.runtime_fd)
+    from sidecar.settings import ConfigError, parse_volumes
+
+    try:
+        volumes = parse_volumes(args.volume, args.pvc_uid, repositories=args.repository)
+    except ConfigError as exc:
+        print(f"lifeboat sidecar: configuration error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    return main(volumes)
+
+
+if __name__ == "__main__":
+    sys.exit(_cli())

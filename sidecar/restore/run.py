@@ -1,0 +1,294 @@
+"""`lifeboat restore`: the init container that fills empty volumes before the app starts.
+
+For each volume: take the volume's flock, look at it, ask the store only if it is empty, decide
+(`sidecar.restore.decision`), act. Volumes whose store did not answer positively are retried with capped
+exponential backoff until `LIFEBOAT_RESTORE_DEADLINE` (0 = forever); the app never starts on an
+empty volume while its backup might exist. The outcome of every volume is handed to the backup
+sidecar through `<LIFEBOAT_STATE_DIR>/restore.json`, logged as one JSON line, and summarised in
+the termination-message file that `kubectl describe pod` shows. This path never runs
+`restic init` and never writes to the store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+from lifeboat.contract import parse_pin
+from lifeboat.logs import event
+from sidecar.edges import volume as vol
+from sidecar.edges.restic import Failure, Restic, ResticError
+from sidecar.edges.store import StoreProbe, StoreState
+from sidecar.handover import Handover, write_handover
+from sidecar.repository import Repository, for_volume
+from sidecar.restore.decision import (
+    Action,
+    Decision,
+    Pin,
+    SnapshotRef,
+    StoreAnswer,
+    VolumeState,
+    backoff,
+    decide,
+)
+from sidecar.settings import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, Settings, VolumeSpec
+
+log = logging.getLogger(__name__)
+
+_PROBE_ANSWERS = {
+    StoreState.NO_REPOSITORY: StoreAnswer.NO_REPOSITORY,
+    StoreState.INCONSISTENT: StoreAnswer.INCONSISTENT,
+    StoreState.BUCKET_MISSING: StoreAnswer.BUCKET_MISSING,
+    StoreState.DENIED: StoreAnswer.DENIED,
+    StoreState.UNREACHABLE: StoreAnswer.UNREACHABLE,
+}
+
+
+@dataclass
+class Outcome:
+    """What happened to one volume; `outcome` is skipped | fresh | restored | waiting | failed."""
+
+    pvc: str
+    outcome: str
+    reason: str
+    exit_code: int = EX_OK
+    snapshot: str | None = None
+    files: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    attempts: int = 0
+
+
+@dataclass
+class Clock:
+    """Time as the restore loop sees it; tests pass their own."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    jitter: Callable[[], float] = random.random
+
+
+def ask_store(
+    probe: StoreProbe, restic: Restic, repository: Repository
+) -> tuple[StoreAnswer, list[SnapshotRef], str]:
+    """The store's answer for one repository: the probe first, then restic for the snapshot list."""
+    state, text = probe.probe(repository)
+    if state is not StoreState.REPOSITORY:
+        return _PROBE_ANSWERS[state], [], text
+    try:
+        snapshots = restic.snapshots()
+    except ResticError as exc:
+        if exc.failure is Failure.WRONG_PASSWORD:
+            return StoreAnswer.WRONG_PASSWORD, [], exc.message
+        if exc.failure is Failure.NO_REPOSITORY:
+            return (
+                StoreAnswer.INCONSISTENT,
+                [],
+                f"S3 shows a repository config but restic cannot open it: {exc.message}",
+            )
+        return StoreAnswer.UNREACHABLE, [], exc.message
+    return StoreAnswer.SNAPSHOTS, [SnapshotRef(s.id, s.time) for s in snapshots], text
+
+
+def restore_once(
+    spec: VolumeSpec,
+    pin: Pin | None,
+    repository: Repository,
+    probe: StoreProbe,
+    restic: Restic,
+) -> tuple[Decision, Outcome]:
+    """One attempt for one volume, under the volume's lock. Never raises for store trouble."""
+    started = time.monotonic()
+
+    def waiting() -> None:
+        event(log, "restore.waiting_for_lock", pvc=spec.pvc, path=str(spec.path))
+
+    with vol.exclusive(spec.path, on_wait=waiting):
+        state = vol.inspect(spec.path)
+        if state is VolumeState.HAS_DATA:
+            vol.discard(spec.path)  # a stale, uncommitted download of ours, never user data
+            decision = decide(state, None)
+            return decision, Outcome(spec.pvc, decision.action.value, decision.reason)
+        if state is VolumeState.PENDING:
+            record = vol.committed(spec.path)
+            vol.move_in(spec.path)
+            decision = decide(state, None)
+            return decision, Outcome(
+                spec.pvc,
+                Action.RESTORE.value,
+                decision.reason,
+                snapshot=record.get("snapshot"),
+                files=int(record.get("files", 0)),
+                bytes=int(record.get("bytes", 0)),
+                seconds=round(time.monotonic() - started, 3),
+            )
+        answer, snapshots, detail = ask_store(probe, restic, repository)
+        decision = decide(state, answer, snapshots, pin, detail)
+        if decision.action is Action.RESTORE:
+            assert decision.snapshot is not None
+            tree = vol.prepare(spec.path)
+            try:
+                summary = restic.restore(decision.snapshot.id, tree, delete=True)
+            except ResticError as exc:
+                retry = Decision(Action.RETRY, f"restic restore failed: {exc.message}", exit_code=EX_TEMPFAIL)
+                if exc.failure is Failure.WRONG_PASSWORD:
+                    retry = Decision(Action.FAIL, exc.message, exit_code=EX_NOPERM)
+                return retry, Outcome(spec.pvc, "waiting", retry.reason, exit_code=retry.exit_code)
+            vol.commit(
+                spec.path,
+                {"snapshot": decision.snapshot.id, "files": summary.files, "bytes": summary.bytes},
+            )
+            vol.move_in(spec.path)
+            return decision, Outcome(
+                spec.pvc,
+                Action.RESTORE.value,
+                decision.reason,
+                snapshot=decision.snapshot.id,
+                files=summary.files,
+                bytes=summary.bytes,
+                seconds=round(time.monotonic() - started, 3),
+            )
+        if decision.action is Action.FRESH:
+            vol.discard(spec.path)
+            return decision, Outcome(spec.pvc, Action.FRESH.value, decision.reason)
+        label = "failed" if decision.action is Action.FAIL else "waiting"
+        return decision, Outcome(spec.pvc, label, decision.reason, exit_code=decision.exit_code)
+
+
+def restore_volumes(
+    settings: Settings,
+    volumes: Sequence[VolumeSpec],
+    probe: StoreProbe,
+    make_restic: Callable[[Repository], Restic],
+    *,
+    clock: Clock | None = None,
+    cancel: threading.Event | None = None,
+) -> list[Outcome]:
+    """Runs the restore table for every volume, retrying the undecided ones until the deadline."""
+    clock = clock or Clock()
+    cancel = cancel or threading.Event()
+    started = clock.monotonic()
+    deadline = started + settings.restore_deadline if settings.restore_deadline > 0 else None
+    results: dict[str, Outcome] = {}
+    pending: list[tuple[VolumeSpec, Pin | None, Repository, Restic]] = []
+    for spec in volumes:
+        try:
+            pin = parse_pin(spec.snapshot or settings.restore_snapshot)
+        except ValueError as exc:
+            results[spec.pvc] = Outcome(spec.pvc, "failed", f"restore snapshot: {exc}", exit_code=EX_CONFIG)
+            continue
+        repository = for_volume(settings, spec.pvc, spec.repository)
+        restic = make_restic(repository)
+        restic.cancel = cancel
+        pending.append((spec, pin, repository, restic))
+    attempt = 0
+    while pending:
+        waiting = []
+        for spec, pin, repository, restic in pending:
+            try:
+                decision, outcome = restore_once(spec, pin, repository, probe, restic)
+            except vol.VolumeError as exc:
+                decision = Decision(Action.FAIL, f"--volume {spec.pvc}: {exc}", exit_code=EX_CONFIG)
+                outcome = Outcome(spec.pvc, "failed", decision.reason, exit_code=EX_CONFIG)
+            except OSError as exc:
+                decision = Decision(Action.FAIL, f"volume {spec.path}: {exc}", exit_code=EX_TEMPFAIL)
+                outcome = Outcome(spec.pvc, "failed", decision.reason, exit_code=EX_TEMPFAIL)
+            outcome.attempts = attempt + 1
+            if decision.action is Action.RETRY and not cancel.is_set():
+                event(
+                    log,
+                    "restore.retry",
+                    logging.WARNING,
+                    pvc=spec.pvc,
+                    attempt=attempt + 1,
+                    reason=decision.reason,
+                )
+                waiting.append((spec, pin, repository, restic))
+            results[spec.pvc] = outcome
+        pending = waiting
+        if not pending:
+            break
+        delay = backoff(attempt, settings.retry_initial, settings.retry_max, clock.jitter())
+        if deadline is not None:
+            delay = min(delay, deadline - clock.monotonic())
+        if delay <= 0:
+            for spec, *_ in pending:
+                outcome = results[spec.pvc]
+                outcome.outcome = "failed"
+                outcome.reason = f"gave up after {settings.restore_deadline:g}s: {outcome.reason}"
+            break
+        clock.sleep(delay)
+        if cancel.is_set():
+            for spec, *_ in pending:
+                results[spec.pvc].outcome = "failed"
+                results[spec.pvc].reason = "interrupted: " + results[spec.pvc].reason
+            break
+        attempt += 1
+    return [results[spec.pvc] for spec in volumes if spec.pvc in results]
+
+
+def exit_code(outcomes: Sequence[Outcome]) -> int:
+    """The process exit code: configuration errors first, then refusals, then unavailability."""
+    codes = {o.exit_code for o in outcomes if o.outcome in ("failed", "waiting")}
+    for code in (EX_CONFIG, EX_NOPERM, EX_TEMPFAIL):
+        if code in codes:
+            return code
+    return EX_OK
+
+
+def summary_line(outcomes: Sequence[Outcome]) -> str:
+    """One human line for the termination message, e.g. `data: restored 1a2b3c4d (12 files, 3.4 MiB)`."""
+    parts = []
+    for o in outcomes:
+        if o.outcome == "restored":
+            size = _human(o.bytes)
+            parts.append(
+                f"{o.pvc}: restored {(o.snapshot or '')[:8]} ({o.files} files, {size}, {o.seconds:.1f}s)"
+            )
+        elif o.outcome in ("failed", "waiting"):
+            parts.append(f"{o.pvc}: {o.outcome} (exit {o.exit_code}): {o.reason}")
+        else:
+            parts.append(f"{o.pvc}: {o.outcome}")
+    return "; ".join(parts)[:3500]  # the kubelet keeps at most 4096 bytes
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{int(value)} B"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def report(settings: Settings, outcomes: Sequence[Outcome], now: dt.datetime, seconds: float) -> int:
+    """Logs one JSON line per run, writes the termination message and the handover; returns exit."""
+    code = exit_code(outcomes)
+    event(
+        log,
+        "restore.finished",
+        logging.INFO if code == EX_OK else logging.ERROR,
+        exit_code=code,
+        seconds=round(seconds, 3),
+        volumes=[asdict(o) for o in outcomes],
+    )
+    line = summary_line(outcomes)
+    try:
+        # written in place: the kubelet bind-mounts this file, so it cannot be renamed over
+        settings.termination_message_path.write_text(line + "\n")
+    except OSError as exc:
+        event(log, "restore.termination_message_unwritable", logging.WARNING, error=str(exc))
+    if code == EX_OK:
+        try:
+            write_handover(
+                settings.state_dir,
+                {o.pvc: Handover(o.outcome, o.snapshot, now.isoformat()) for o in outcomes},
+            )
+        except OSError as exc:
+            event(log, "restore.handover_unwritable", logging.WARNING, error=str(exc))
+    return code
