@@ -60,6 +60,7 @@ __all__ = [
 # DNS-1123 label (namespaces) and subdomain (PVC names), as Kubernetes validates them.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+DEFAULT_S3_PREFIX = "lifeboat"
 _PREFIX = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
 
@@ -86,7 +87,7 @@ class Settings(BaseSettings):
     s3_prefix: Annotated[
         str,
         _var(
-            "lifeboat",
+            DEFAULT_S3_PREFIX,
             "LIFEBOAT_S3_PREFIX",
             "key prefix; a PVC's repository is `s3:<endpoint>/<bucket>/<prefix>/<namespace>/<pvc>`",
         ),
@@ -183,7 +184,10 @@ class Settings(BaseSettings):
     @field_validator("s3_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
-        value = value.strip("/")
+        value = value.strip().strip("/")
+        if not value:
+            # the credentials controller mirrors a source Secret without this key as "": the default
+            return DEFAULT_S3_PREFIX
         if not _PREFIX.fullmatch(value):
             raise ValueError("must be a path like 'lifeboat' or 'clusters/home' (letters, digits, . _ - /)")
         return value

@@ -33,6 +33,12 @@ def test_a_custom_prefix_is_normalised() -> None:
     assert for_volume(settings, "data").url.endswith("/backups/clusters/home/media/data")
 
 
+def test_an_empty_prefix_mirrored_from_a_source_secret_without_the_key_is_the_default() -> None:
+    """Issue 9 item 12: the controller mirrors a missing LIFEBOAT_S3_PREFIX as "" (not exit 78)."""
+    settings = load_settings({**BASE, "LIFEBOAT_S3_PREFIX": ""})
+    assert for_volume(settings, "data").key_prefix == "lifeboat/media/data"
+
+
 def test_an_override_points_at_an_existing_repository() -> None:
     repo = parse_override("s3:https://s3.example:9000/bucket/volsync/app", "data")
     assert (repo.endpoint, repo.bucket, repo.key_prefix) == (
