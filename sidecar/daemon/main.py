@@ -231,13 +231,25 @@ class Sidecar:
     def start(self) -> None:
         settings = self.runtime
         if settings.metrics_port:
-            self.server = serve(
-                self.metrics,
-                settings.metrics_address,
-                settings.metrics_port,
-                healthy=self.healthy,
-                ready=self.ready,
-            )
+            try:
+                self.server = serve(
+                    self.metrics,
+                    settings.metrics_address,
+                    settings.metrics_port,
+                    healthy=self.healthy,
+                    ready=self.ready,
+                )
+            except OSError as exc:
+                # an app on the same port (undeclared, or hostNetwork) must not stop the backups:
+                # they go on unscraped, and the log says why (issue 9 item 11)
+                event(
+                    log,
+                    "metrics.unavailable",
+                    logging.ERROR,
+                    port=settings.metrics_port,
+                    error=str(exc),
+                    fix="free the port or set another with LIFEBOAT_METRICS_PORT; backups continue",
+                )
         self.scheduler.start()
         now = dt.datetime.now(UTC)
         for worker in self.workers:
