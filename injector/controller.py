@@ -136,6 +136,7 @@ class Controller:
         wanted = self.opted_in()
         existing: dict[str, dict[str, str] | None] = {}
         managed: dict[str, bool] = {}
+        skipped: set[str] = set()
         for namespace in sorted(self.cache.namespaces()):
             if namespace == s.namespace:
                 continue
@@ -145,33 +146,57 @@ class Controller:
                 if _status(exc) == 404:
                     existing[namespace] = None
                     continue
-                raise
+                # one namespace's trouble (Terminating, RBAC, a flaky read) never blocks the others
+                self._namespace_failed(namespace, "read", exc)
+                skipped.add(namespace)
+                continue
             existing[namespace] = {k: v.decode() for k, v in _decode(current.data).items()}
             labels = current.metadata.labels or {}
             managed[namespace] = all(labels.get(k) == v for k, v in mirror_labels().items())
         try:
-            actions = plan_mirrors(source, wanted, existing, managed)
+            actions = plan_mirrors(source, [n for n in wanted if n not in skipped], existing, managed)
         except SourceSecretInvalid as exc:
             event(log, "credentials.source_invalid", logging.ERROR, secret=s.source_secret, error=str(exc))
             raise
+        done = 0
         for action in actions:
-            if action.kind == "delete":
-                self.core.delete_namespaced_secret(s.credentials_secret, action.namespace)
-            else:
-                body = client.V1Secret(
-                    metadata=client.V1ObjectMeta(
-                        name=s.credentials_secret, namespace=action.namespace, labels=mirror_labels()
-                    ),
-                    type="Opaque",
-                    string_data=action.data,
-                )
-                if action.kind == "create":
-                    self.core.create_namespaced_secret(action.namespace, body)
+            try:
+                if action.kind == "delete":
+                    self.core.delete_namespaced_secret(s.credentials_secret, action.namespace)
                 else:
-                    self.core.replace_namespaced_secret(s.credentials_secret, action.namespace, body)
+                    body = client.V1Secret(
+                        metadata=client.V1ObjectMeta(
+                            name=s.credentials_secret, namespace=action.namespace, labels=mirror_labels()
+                        ),
+                        type="Opaque",
+                        string_data=action.data,
+                    )
+                    if action.kind == "create":
+                        self.core.create_namespaced_secret(action.namespace, body)
+                    else:
+                        self.core.replace_namespaced_secret(s.credentials_secret, action.namespace, body)
+            except Exception as exc:
+                # e.g. 403 "namespace is being terminated": the others are still written
+                self._namespace_failed(action.namespace, action.kind, exc)
+                skipped.add(action.namespace)
+                continue
+            done += 1
             event(log, f"credentials.{action.kind}d", namespace=action.namespace, secret=s.credentials_secret)
-        self.metrics.mirrored_namespaces.set(len(wanted))
-        return len(actions)
+        self.metrics.mirrored_namespaces.set(len([n for n in wanted if n not in skipped]))
+        return done
+
+    def _namespace_failed(self, namespace: str, operation: str, exc: Exception) -> None:
+        status = _status(exc)
+        event(
+            log,
+            "credentials.namespace_failed",
+            logging.WARNING,
+            namespace=namespace,
+            operation=operation,
+            status=status,
+            error=type(exc).__name__ if status is None else f"API error {status}",
+        )
+        self.metrics.mirror_failures.labels(namespace=namespace).inc()
 
     # Un-injected pods --------------------------------------------------------------------------
 

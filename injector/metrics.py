@@ -40,6 +40,12 @@ class Metrics:
             "Namespaces holding an up-to-date mirrored credentials Secret.",
             registry=self.registry,
         )
+        self.mirror_failures = Counter(
+            "lifeboat_credentials_mirror_failures",
+            "Credential mirror writes or reads that failed, by namespace (the other namespaces go on).",
+            ["namespace"],
+            registry=self.registry,
+        )
         self.controller_errors = Counter(
             "lifeboat_controller_errors", "Controller loop iterations that failed.", registry=self.registry
         )

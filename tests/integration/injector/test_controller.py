@@ -53,6 +53,7 @@ class FakeCore:
         self.events: dict[tuple[str, str], Any] = {}
         self.writes: list[tuple[str, str, str]] = []
         self.fail_pvc_reads = False
+        self.terminating: set[str] = set()  # namespaces whose writes the API server refuses (403)
 
     def read_namespaced_persistent_volume_claim(self, name: str, namespace: str, _request_timeout: float = 0):
         if self.fail_pvc_reads:
@@ -70,6 +71,8 @@ class FakeCore:
         )
 
     def _store(self, namespace: str, name: str, body: Any, verb: str) -> None:
+        if namespace in self.terminating:
+            raise ApiError(403)  # "namespace is being terminated"
         data = getattr(body, "data", None)
         if getattr(body, "string_data", None):
             data = {k: base64.b64encode(v.encode()).decode() for k, v in body.string_data.items()}
@@ -204,6 +207,19 @@ def test_credentials_are_mirrored_only_into_opted_in_namespaces(world) -> None:
     assert "RESTIC_MASTER_PASSWORD" not in data
     world.core.writes.clear()
     assert world.controller.mirror_credentials() == 0
+
+
+def test_a_terminating_namespace_never_blocks_mirroring_into_the_others(world) -> None:
+    """Issue 14 item 3: "apps" sorts first and refuses every write; "media" still gets its Secret."""
+    world.core.terminating.add("apps")
+    assert world.controller.mirror_credentials() == 1
+    assert ("media", "lifeboat-credentials") in world.core.secrets
+    assert ("apps", "lifeboat-credentials") not in world.core.secrets
+    text = world.metrics.render().decode()
+    assert 'lifeboat_credentials_mirror_failures_total{namespace="apps"} 1.0' in text
+    world.core.terminating.clear()  # the next resync catches up
+    assert world.controller.mirror_credentials() == 1
+    assert ("apps", "lifeboat-credentials") in world.core.secrets
 
 
 def test_a_namespace_that_opts_out_loses_its_mirror_but_foreign_secrets_stay(world) -> None:
