@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-fast lint docs bench bench-admission clean
+.PHONY: setup demo test test-fast lint docs bench bench-admission reliability clean
 
 setup:
 	@scripts/setup.sh
@@ -35,6 +35,10 @@ bench: setup
 
 bench-admission: setup
 	$(BIN)/python bench/admission_load.py --clients 100 --rate 500 --seconds 20
+
+# Figures from faults, hostile input and isolation tests (docs/RELIABILITY.md)
+reliability: setup
+	$(BIN)/python bench/hostile_admission.py --count 10000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -216,6 +216,15 @@ class WebhookServer:
         native = self.native_sidecars()
         lk = self.lookups
         try:
-            return review(body, self.settings, lk.fast, lk.namespace_labels, native)
-        except lk.miss:
-            return await asyncio.to_thread(review, body, self.settings, lk.slow, lk.namespace_labels, native)
+            try:
+                return review(body, self.settings, lk.fast, lk.namespace_labels, native)
+            except lk.miss:
+                return await asyncio.to_thread(
+                    review, body, self.settings, lk.slow, lk.namespace_labels, native
+                )
+        except Exception as exc:  # review() answers bad input itself; this is the last line
+            # Without it the connection would close with no reply and one log line; with it the
+            # API server gets a 500 (failurePolicy Fail: the pod is refused, never admitted bare).
+            event(log, "admission.crashed", logging.ERROR, error=exc.__class__.__name__)
+            message = f"Lifeboat injector internal error ({exc.__class__.__name__}); the pod was not admitted"
+            return Reply(500, json.dumps({"error": message}).encode(), "denied")
