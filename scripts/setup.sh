@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 RESTIC_VERSION="${RESTIC_VERSION:-0.19.1}"
 HELM_VERSION="${HELM_VERSION:-3.21.4}"
+# promtool from Debian's prometheus package (unpacked, not installed: no service is set up)
+PROMETHEUS_DEB="${PROMETHEUS_DEB:-2.42.0+ds-5+deb12u1}"
 CACHE="${LIFEBOAT_CACHE:-$HOME/.cache/lifeboat}"
 PY="${PYTHON:-python3}"
 
@@ -43,7 +45,24 @@ go_tool restic "$RESTIC_VERSION" github.com/restic/restic/cmd/restic
 .venv/bin/restic version | grep -q "restic $RESTIC_VERSION" || { echo "setup: wrong restic" >&2; exit 1; }
 # helm renders the chart in tests (issue 4)
 go_tool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm
+# promtool checks and unit-tests the chart's alert rules (issue 11). Building it with Go took 21 min
+# on this machine's 2 cores; Debian's package is a 19 MB download, unpacked once into the cache.
+promtool_bin="$CACHE/promtool-$PROMETHEUS_DEB/promtool"
+if [ ! -x "$promtool_bin" ]; then
+  echo "setup: unpacking promtool from Debian's prometheus $PROMETHEUS_DEB (first run only)"
+  tmp=$(mktemp -d)
+  fetch() { (cd "$tmp" && apt-get download -q "$@" >/dev/null 2>&1); }
+  # the pinned version, else the one Debian serves today; refresh the package lists once if needed
+  fetch "prometheus=$PROMETHEUS_DEB" || fetch prometheus \
+    || { apt-get update -qq && { fetch "prometheus=$PROMETHEUS_DEB" || fetch prometheus; }; } \
+    || { echo "setup: could not download Debian's prometheus package (promtool)" >&2; exit 1; }
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/root"
+  mkdir -p "$(dirname "$promtool_bin")"
+  install -m 0755 "$tmp/root/usr/bin/promtool" "$promtool_bin"
+  rm -rf "$tmp"
+fi
+cmp -s "$promtool_bin" .venv/bin/promtool || install -m 0755 "$promtool_bin" .venv/bin/promtool
 
-for tool in weed rclone lifeboat helm; do
+for tool in weed rclone lifeboat helm promtool; do
   [ -x ".venv/bin/$tool" ] || { echo "setup: .venv/bin/$tool is missing" >&2; exit 1; }
 done
