@@ -31,8 +31,7 @@ from injector.decision import (
     precheck,
     pvc_claims,
 )
-from injector.patches import _declared_ports as declared_ports
-from injector.patches import build_patch
+from injector.patches import LOWEST_PORT, build_patch, free_port
 from lifeboat.logs import event
 
 log = logging.getLogger("lifeboat.injector.admission")
@@ -42,9 +41,6 @@ PvcLookup = Callable[[str, str], PvcInfo | PvcUnavailable]
 NamespaceLabels = Callable[[str], Mapping[str, str] | None]
 # Longest user value quoted back in an error message; the rest is cut (a reply must stay small).
 SHOWN_CHARS = 80
-# A pod declaring every one of these ports leaves none for the backup sidecar's metrics.
-_HIGHEST_PORT = 65535
-_WRAP_PORT = 1024
 
 
 class BadReview(ValueError):
@@ -253,10 +249,11 @@ def review(
     }
     try:
         decision = decide(request, pvcs, context)
-        if isinstance(decision, Inject) and not _metrics_port_left(request.pod, settings.metrics_port):
+        spec = request.pod.get("spec") or {}
+        if isinstance(decision, Inject) and free_port(spec, settings.metrics_port) is None:
             decision = Deny(
                 f"Lifeboat refuses the pod: its containers declare every port from "
-                f"{min(settings.metrics_port, _WRAP_PORT)} to {_HIGHEST_PORT}, leaving none for the backup "
+                f"{min(settings.metrics_port, LOWEST_PORT)} to 65535, leaving none for the backup "
                 f"sidecar's metrics. Declare fewer containerPorts, or annotate the pod "
                 f'{SKIP_ANNOTATION}: "true" to run it without Lifeboat.'
             )
@@ -313,13 +310,3 @@ def _internal_error(request: PodRequest, exc: Exception) -> Reply:
         "status": {"code": 500, "message": f"Lifeboat injector internal error ({exc.__class__.__name__})"},
     }
     return Reply(200, _review(response), "denied")
-
-
-def _metrics_port_left(pod: Mapping[str, Any], wanted: int) -> bool:
-    """Whether the patch's search for a free metrics port (upwards from ``wanted``, wrapping to
-    1024) can end: a pod declaring all of them would otherwise spin the event loop forever."""
-    taken = declared_ports(pod.get("spec") or {})
-    lowest = min(wanted, _WRAP_PORT)
-    if len(taken) < _HIGHEST_PORT + 1 - lowest:
-        return True
-    return any(port not in taken for port in range(lowest, _HIGHEST_PORT + 1))

@@ -32,8 +32,9 @@ from injector.config import (
     RESTORE_CONTAINER,
     SKIP_ANNOTATION,
 )
+from lifeboat.contract import OPTIONAL_CREDENTIAL_KEYS
 
-SOURCE_KEYS = (*CREDENTIAL_KEYS[:-1], MASTER_PASSWORD_KEY)
+SOURCE_KEYS = (*CREDENTIAL_KEYS[:-1], MASTER_PASSWORD_KEY, *OPTIONAL_CREDENTIAL_KEYS)
 REQUIRED_SOURCE_KEYS = (
     "LIFEBOAT_S3_BUCKET",
     "AWS_ACCESS_KEY_ID",
@@ -62,6 +63,9 @@ def mirrored_data(source: Mapping[str, str], namespace: str) -> dict[str, str]:
         )
     data = {key: source.get(key, "") for key in CREDENTIAL_KEYS[:-1]}
     data["RESTIC_PASSWORD"] = namespace_password(source[MASTER_PASSWORD_KEY], namespace)
+    # optional keys (the bucket's region) only when the source has them: absent, the injected
+    # containers' `optional: true` references leave the variable unset and its default applies
+    data.update({key: source[key] for key in OPTIONAL_CREDENTIAL_KEYS if source.get(key)})
     return data
 
 

@@ -30,7 +30,7 @@ from injector.config import (
 )
 from injector.plan import Hardening, Inject, VolumePlan
 from lifeboat import contract
-from lifeboat.contract import BACKUP_VALUES, ConfigError
+from lifeboat.contract import BACKUP_VALUES, RETENTION_ACK_ANNOTATION, ConfigError
 
 __all__ = ["Hardening", "Inject", "VolumePlan"]
 
@@ -185,6 +185,14 @@ def parse_repository(value: str, source: str) -> str:
     return _checked(source, contract.parse_repository, value)
 
 
+def parse_retention_ack(value: str, source: str) -> str:
+    """The RFC 3339 time a large retention change was acknowledged; its age is the sidecar's call."""
+    try:
+        return contract.parse_retention_ack(value).isoformat().replace("+00:00", "Z")
+    except ConfigError as exc:
+        raise InvalidSetting(f"{source}: {exc}") from None
+
+
 def volume_plan(volume: str, pvc: PvcInfo) -> VolumePlan:
     """Resolves one labelled PVC's annotations; raises InvalidSetting naming the field."""
     where = f"PVC {pvc.name}: annotation "
@@ -192,13 +200,15 @@ def volume_plan(volume: str, pvc: PvcInfo) -> VolumePlan:
     schedule = pvc.labels[BACKUP_LABEL]
     if SCHEDULE_ANNOTATION in ann:
         schedule = parse_schedule(ann[SCHEDULE_ANNOTATION], where + SCHEDULE_ANNOTATION)
-    retention = snapshot = repository = None
+    retention = snapshot = repository = retention_ack = None
     if ann.get(RETENTION_ANNOTATION, "").strip():  # empty: the defaults, as for LIFEBOAT_RETENTION
         retention = parse_retention(ann[RETENTION_ANNOTATION], where + RETENTION_ANNOTATION)
     if SNAPSHOT_ANNOTATION in ann:
         snapshot = parse_snapshot(ann[SNAPSHOT_ANNOTATION], where + SNAPSHOT_ANNOTATION)
     if REPOSITORY_ANNOTATION in ann:
         repository = parse_repository(ann[REPOSITORY_ANNOTATION], where + REPOSITORY_ANNOTATION)
+    if ann.get(RETENTION_ACK_ANNOTATION, "").strip():
+        retention_ack = parse_retention_ack(ann[RETENTION_ACK_ANNOTATION], where + RETENTION_ACK_ANNOTATION)
     adopt = parse_adopt(ann[ADOPT_ANNOTATION], where + ADOPT_ANNOTATION) if ADOPT_ANNOTATION in ann else False
     return VolumePlan(
         pvc=pvc.name,
@@ -209,6 +219,7 @@ def volume_plan(volume: str, pvc: PvcInfo) -> VolumePlan:
         snapshot=snapshot,
         adopt=adopt,
         repository=repository,
+        retention_ack=retention_ack,
     )
 
 
@@ -227,18 +238,6 @@ def _hardening(
             group if isinstance(group, int) else None,
         )
     return "root-minimal-capabilities", None, None
-
-
-def _merge_schedules(plans: Sequence[VolumePlan]) -> tuple[str, tuple[str, ...]]:
-    """One sidecar, one schedule: the most frequent wins, so no volume is backed up less often."""
-    schedules = list(dict.fromkeys(p.schedule for p in plans))
-    if len(schedules) == 1:
-        return schedules[0], ()
-    chosen = "hourly" if "hourly" in schedules else schedules[0]
-    return chosen, (
-        f"Lifeboat: PVCs in this pod ask for different schedules ({', '.join(schedules)}); the pod's "
-        f"backup sidecar uses {chosen!r} for all of them. Give them the same schedule to silence this.",
-    )
 
 
 def decide(
@@ -291,19 +290,14 @@ def decide(
             f"Lifeboat refuses the pod: its container name {BACKUP_CONTAINER!r} is reserved for the backup "
             f"sidecar. Rename that container."
         )
-    schedule, schedule_warnings = _merge_schedules(plans)
-    retention = next((p.retention for p in plans if p.retention), None)
     hardening, user, group = _hardening(pod, context.namespace_labels)
     return Inject(
         volumes=tuple(plans),
-        schedule=schedule,
-        retention=retention,
-        adopt=any(p.adopt for p in plans),
         native_sidecar=context.native_sidecars,
         hardening=hardening,
         run_as_user=user,
         run_as_group=group,
-        warnings=(*warnings, *schedule_warnings),
+        warnings=tuple(warnings),
     )
 
 

@@ -16,6 +16,7 @@ Paths follow RFC 6901 (``~`` and ``/`` escaped); absent lists and maps are creat
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,15 +29,14 @@ from injector.config import (
 )
 from injector.plan import Inject
 from lifeboat.contract import (
-    ENV_ADOPT,
     ENV_CACHE_DIR,
     ENV_FINAL_BACKUP_TIMEOUT,
     ENV_METRICS_PORT,
     ENV_NAMESPACE,
+    ENV_POD_NAME,
     ENV_RESTORE_DEADLINE,
-    ENV_RETENTION,
-    ENV_SCHEDULE,
     ENV_STATE_DIR,
+    OPTIONAL_CREDENTIAL_KEYS,
 )
 
 Operation = dict[str, Any]
@@ -47,7 +47,9 @@ GRACE_MARGIN_SECONDS = 30
 # API server rejected every injected pod; found by tests/e2e against a real kube-apiserver).
 METRICS_PORT_NAME = "lb-metrics"
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
-ROOT_CAPABILITIES_RESTORE = ("CHOWN", "DAC_OVERRIDE", "FOWNER")
+# FSETID: the kernel drops setgid from a chmod by a process outside the group without it (issue 9
+# item 10); all four are in PodSecurity baseline's allowed set.
+ROOT_CAPABILITIES_RESTORE = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID")
 ROOT_CAPABILITIES_BACKUP = ("DAC_OVERRIDE",)
 
 
@@ -76,11 +78,17 @@ def _declared_ports(spec: Mapping[str, Any]) -> set[int]:
     }
 
 
-def _free_port(wanted: int, taken: set[int]) -> int:
-    port = wanted
-    while port in taken:
-        port = port + 1 if port < 65535 else 1024
-    return port
+LOWEST_PORT = 1024  # the search for a free metrics port wraps around to here
+
+
+def free_port(spec: Mapping[str, Any], wanted: int) -> int | None:
+    """The first port from ``wanted`` up (then from 1024) that no container of ``spec`` declares;
+    None when a pod declares all of them (the admission edge denies such a pod, naming the fix)."""
+    taken = _declared_ports(spec)
+    for port in itertools.chain(range(wanted, 65536), range(LOWEST_PORT, wanted)):
+        if port not in taken:
+            return port
+    return None
 
 
 def mount_path(settings: InjectorSettings, pvc: str) -> str:
@@ -88,16 +96,26 @@ def mount_path(settings: InjectorSettings, pvc: str) -> str:
 
 
 def _volume_args(command: str, plan: Inject, settings: InjectorSettings, restore: bool) -> list[str]:
+    """`--volume PVC=PATH` and each volume's own options: every per-PVC setting stays per PVC."""
     args = [command]
     for v in plan.volumes:
         args += ["--volume", f"{v.pvc}={mount_path(settings, v.pvc)}"]
     for v in plan.volumes:
         if v.uid:
             args += ["--pvc-uid", f"{v.pvc}={v.uid}"]
-        if restore and v.snapshot:
-            args += ["--snapshot", f"{v.pvc}={v.snapshot}"]
         if v.repository:
             args += ["--repository", f"{v.pvc}={v.repository}"]
+        if restore:
+            if v.snapshot:
+                args += ["--snapshot", f"{v.pvc}={v.snapshot}"]
+            continue
+        args += ["--schedule", f"{v.pvc}={v.schedule}"]
+        if v.retention:
+            args += ["--retention", f"{v.pvc}={v.retention}"]
+        if v.adopt:
+            args += ["--adopt", f"{v.pvc}=true"]
+        if v.retention_ack:
+            args += ["--retention-ack", f"{v.pvc}={v.retention_ack}"]
     return args
 
 
@@ -107,7 +125,17 @@ def _common_env(settings: InjectorSettings) -> list[dict[str, Any]]:
         for key in CREDENTIAL_KEYS
     ]
     env += [
+        {
+            "name": key,
+            "valueFrom": {
+                "secretKeyRef": {"name": settings.credentials_secret, "key": key, "optional": True}
+            },
+        }
+        for key in OPTIONAL_CREDENTIAL_KEYS
+    ]
+    env += [
         {"name": ENV_NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": ENV_POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": ENV_STATE_DIR, "value": settings.state_dir},
         {"name": ENV_CACHE_DIR, "value": settings.cache_dir},
     ]
@@ -166,13 +194,9 @@ def build_containers(
     }
     backup_env = [
         *_common_env(settings),
-        {"name": ENV_SCHEDULE, "value": plan.schedule},
-        {"name": ENV_ADOPT, "value": "true" if plan.adopt else "false"},
         {"name": ENV_METRICS_PORT, "value": str(metrics_port)},
         {"name": ENV_FINAL_BACKUP_TIMEOUT, "value": str(settings.final_backup_timeout_seconds)},
     ]
-    if plan.retention:
-        backup_env.append({"name": ENV_RETENTION, "value": plan.retention})
     backup: dict[str, Any] = {
         "name": BACKUP_CONTAINER,
         "image": settings.image,
@@ -207,7 +231,9 @@ def build_patch(pod: Mapping[str, Any], plan: Inject, settings: InjectorSettings
     else:
         ops.append({"op": "add", "path": "/spec/volumes", "value": new_volumes})
 
-    metrics_port = _free_port(settings.metrics_port, _declared_ports(spec))
+    metrics_port = free_port(spec, settings.metrics_port)
+    if metrics_port is None:  # pragma: no cover - the admission edge denies such a pod first
+        raise ValueError("every port is declared by the pod; no metrics port is left for the sidecar")
     restore, backup = build_containers(plan, settings, state_volume, cache_volume, metrics_port)
     first_init = [restore, backup] if plan.native_sidecar else [restore]
     if spec.get("initContainers"):

@@ -25,16 +25,14 @@ class VolumePlan:
     snapshot: str | None = None
     adopt: bool = False
     repository: str | None = None
+    retention_ack: str | None = None  # lifeboat.dev/retention-ack, RFC 3339
 
 
 @dataclass(frozen=True)
 class Inject:
     """Add the restore init container and the backup sidecar for these volumes."""
 
-    volumes: tuple[VolumePlan, ...]
-    schedule: str
-    retention: str | None
-    adopt: bool
+    volumes: tuple[VolumePlan, ...]  # every per-PVC setting stays on its own volume's plan
     native_sidecar: bool
     hardening: Hardening
     run_as_user: int | None = None

@@ -45,12 +45,36 @@ def _volume_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _volume_settings(parser: argparse.ArgumentParser) -> None:
+    """The backup's per-volume settings (the PVC's annotations); absent: the LIFEBOAT_* variable."""
+    for option, metavar, text in (
+        (
+            "--schedule",
+            "PVC=SCHEDULE",
+            "its schedule: hourly, daily or crontab (lifeboat.dev/schedule)",
+        ),
+        ("--retention", "PVC=RULES", "this PVC's forget policy (lifeboat.dev/retention)"),
+        ("--adopt", "PVC=true|false", "this PVC's volume is the truth (lifeboat.dev/adopt)"),
+        ("--retention-ack", "PVC=TIME", "acknowledge a large retention change (lifeboat.dev/retention-ack)"),
+    ):
+        parser.add_argument(option, action="append", default=[], metavar=metavar, help=text)
+
+
+def volume_settings(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The per-volume settings given on the command line, by VolumeSpec field."""
+    names = ("schedule", "retention", "adopt", "retention_ack")
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lifeboat", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     _volume_options(commands.add_parser("restore", help="fill empty volumes from their latest snapshot"))
-    _volume_options(commands.add_parser("backup", help="back the volumes up once"))
-    _volume_options(commands.add_parser("sidecar", help="scheduled backups, retention, metrics"))
+    backup = commands.add_parser("backup", help="one guarded backup of each volume, now")
+    sidecar = commands.add_parser("sidecar", help="scheduled backups, retention, metrics")
+    for sub in (backup, sidecar):
+        _volume_options(sub)
+        _volume_settings(sub)
     commands.add_parser("injector", help="the admission webhook and credentials controller", add_help=False)
     demo = commands.add_parser("demo", help="restore/backup/restore round trip on a local SeaweedFS")
     demo.add_argument("--keep", action="store_true", help="keep the demo's work directory")
@@ -71,7 +95,9 @@ def _cancel_on_signals() -> threading.Event:
 
 def _load(args: argparse.Namespace, loader: Callable[[], S]) -> tuple[S, list[VolumeSpec], logs.Redactor]:
     settings = loader()
-    volumes = parse_volumes(args.volume, args.pvc_uid, args.snapshot, args.repository)
+    volumes = parse_volumes(
+        args.volume, args.pvc_uid, args.snapshot, args.repository, **volume_settings(args)
+    )
     redactor = logs.configure(logs.Redactor(settings.secrets()))
     return settings, volumes, redactor
 
@@ -110,7 +136,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_sidecar(args: argparse.Namespace) -> int:
     from sidecar.daemon import main as daemon
 
-    volumes = parse_volumes(args.volume, args.pvc_uid, args.snapshot, args.repository)
+    volumes = parse_volumes(
+        args.volume, args.pvc_uid, args.snapshot, args.repository, **volume_settings(args)
+    )
     return int(daemon.main(volumes))
 
 

@@ -17,6 +17,7 @@ What a user writes:
 | `lifeboat.dev/repository`, --repository | `s3:http(s)://host[:port]/bucket/path`, no credentials |
 | `lifeboat.dev/adopt`, LIFEBOAT_ADOPT    | `true` or `false`                                   |
 | `lifeboat.dev/skip` (pod)               | `true`                                              |
+| `lifeboat.dev/retention-ack`, LIFEBOAT_RETENTION_ACK | RFC 3339 time with zone, when it was written |
 
 Cron expressions follow standard crontab (cron(8), crontab(5)): minute 0-59, hour 0-23, day of
 month 1-31, month 1-12 or jan-dec, day of week 0-7 or sun-sat (0 and 7 are Sunday, `1-5` is Monday
@@ -30,6 +31,7 @@ Error messages name what is wrong and the fix, and never repeat credentials.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,10 +50,12 @@ RETENTION_ANNOTATION = "lifeboat.dev/retention"
 SNAPSHOT_ANNOTATION = "lifeboat.dev/restore-snapshot"
 ADOPT_ANNOTATION = "lifeboat.dev/adopt"
 REPOSITORY_ANNOTATION = "lifeboat.dev/repository"
+RETENTION_ACK_ANNOTATION = "lifeboat.dev/retention-ack"
 
 # Environment variables the injector sets on the injected containers (sidecar.settings declares
 # each with its default and constraint; a drift test checks both sides use these names).
 ENV_NAMESPACE = "LIFEBOAT_NAMESPACE"
+ENV_POD_NAME = "LIFEBOAT_POD_NAME"
 ENV_STATE_DIR = "LIFEBOAT_STATE_DIR"
 ENV_CACHE_DIR = "RESTIC_CACHE_DIR"
 ENV_RESTORE_DEADLINE = "LIFEBOAT_RESTORE_DEADLINE"
@@ -60,6 +64,7 @@ ENV_RETENTION = "LIFEBOAT_RETENTION"
 ENV_ADOPT = "LIFEBOAT_ADOPT"
 ENV_METRICS_PORT = "LIFEBOAT_METRICS_PORT"
 ENV_FINAL_BACKUP_TIMEOUT = "LIFEBOAT_FINAL_BACKUP_TIMEOUT"
+ENV_RETENTION_ACK = "LIFEBOAT_RETENTION_ACK"
 # The keys of the per-namespace Secret; each is also the env variable name in the injected containers.
 CREDENTIAL_KEYS = (
     "LIFEBOAT_S3_ENDPOINT",
@@ -69,6 +74,10 @@ CREDENTIAL_KEYS = (
     "AWS_SECRET_ACCESS_KEY",
     "RESTIC_PASSWORD",
 )
+# Keys the per-namespace Secret carries only when the source Secret has them; the injected
+# containers reference them with `optional: true`, so a Secret without them still starts pods.
+ENV_S3_REGION = "LIFEBOAT_S3_REGION"
+OPTIONAL_CREDENTIAL_KEYS = (ENV_S3_REGION,)
 
 
 class ConfigError(ValueError):
@@ -193,6 +202,7 @@ def _field(text: str, spec: tuple[str, int, int, tuple[str, ...], int]) -> froze
     return frozenset(values)
 
 
+@functools.lru_cache(maxsize=256)  # pure and immutable: the webhook sees the same few values
 def parse_cron(text: str) -> Cron:
     """A 5-field crontab expression (standard semantics, see the module docstring); raises ConfigError."""
     parts = text.split()
@@ -247,6 +257,11 @@ RETENTION_HINT = "use comma-separated RULE=COUNT, e.g. 'hourly=24,daily=7,weekly
 
 def parse_retention(text: str) -> dict[str, int]:
     """`hourly=24,daily=7` -> {"hourly": 24, "daily": 7}, in restic's rule order; raises ConfigError."""
+    return dict(_retention_rules(text))
+
+
+@functools.lru_cache(maxsize=256)  # pure; the webhook parses the same few values on every pod
+def _retention_rules(text: str) -> tuple[tuple[str, int], ...]:
     policy: dict[str, int] = {}
     for raw in text.split(","):
         item = raw.strip()
@@ -268,7 +283,7 @@ def parse_retention(text: str) -> dict[str, int]:
         policy[rule] = value
     if not policy:
         raise ConfigError(f"needs at least one rule; {RETENTION_HINT}")
-    return {rule: policy[rule] for rule in RETENTION_RULES if rule in policy}
+    return tuple((rule, policy[rule]) for rule in RETENTION_RULES if rule in policy)
 
 
 def render_retention(policy: Mapping[str, int]) -> str:
@@ -292,6 +307,7 @@ class Pin:
         return self.snapshot_id or (self.at_or_before.isoformat() if self.at_or_before else "latest")
 
 
+@functools.lru_cache(maxsize=256)
 def parse_pin(value: str | None) -> Pin | None:
     """`latest` (or nothing): None; a snapshot id (8-64 hex); an RFC 3339 time with a zone."""
     if value is None or not value.strip() or value.strip() == "latest":
@@ -309,6 +325,26 @@ def parse_pin(value: str | None) -> Pin | None:
     if when.tzinfo is None:
         raise ConfigError(f"{value!r} has no time zone; add Z or an offset such as +01:00")
     return Pin(at_or_before=when)
+
+
+# --- retention acknowledgement ------------------------------------------------------------------
+
+RETENTION_ACK_HINT = (
+    "write the RFC 3339 time the acknowledgement was given, e.g. "
+    '"$(date -u +%Y-%m-%dT%H:%M:%SZ)" (2026-01-31T23:00:00Z); it counts for one day'
+)
+
+
+def parse_retention_ack(value: str) -> dt.datetime:
+    """The time a large retention change was acknowledged: an RFC 3339 time with a zone (the pin's
+    time grammar). Whether it is still recent is the runtime's call, with its own `now`."""
+    try:
+        pin = parse_pin(value)
+    except ConfigError:
+        pin = None
+    if pin is None or pin.at_or_before is None:
+        raise ConfigError(f"{value.strip()!r} is not a time with a zone; {RETENTION_ACK_HINT}")
+    return pin.at_or_before.astimezone(dt.UTC)
 
 
 # --- repository override ------------------------------------------------------------------------

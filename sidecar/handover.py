@@ -5,6 +5,12 @@ The init container writes `<LIFEBOAT_STATE_DIR>/restore.json` atomically:
 "finished_at": ...}}}`. The guard rails need the outcome (a fresh or restored volume continues the
 history; a skipped one must prove it is the same volume instance). A missing or unreadable file is
 not an error: the outcome is then unknown, which the guard treats like `skipped`, the cautious side.
+
+Each volume's outcome is recorded as soon as it is decided (`record_outcomes`), merged into what
+earlier attempts of the init container in the same pod recorded (the state directory is an
+emptyDir: it survives init-container restarts, not the pod). So when one volume of a pod restores
+and another fails, the rerun that finds the first volume full keeps its `restored` instead of
+turning it into `skipped`: the restored history is still claimed for this volume instance.
 """
 
 from __future__ import annotations
@@ -67,3 +73,31 @@ def write_handover(state_dir: Path, volumes: Mapping[str, Handover]) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+    fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)  # the rename itself must survive a crash too
+    finally:
+        os.close(fd)
+
+
+# what a rerun may not overwrite with `skipped`: it found data that an earlier attempt in this
+# pod put there (restored), or that the app could only have written after a fresh start
+_DECIDED_HERE = ("restored", "fresh")
+
+
+def merge(earlier: Mapping[str, Handover], now: Mapping[str, Handover]) -> dict[str, Handover]:
+    """`now` over `earlier`, except that `skipped` never replaces an earlier restored or fresh."""
+    merged = dict(earlier)
+    for pvc, item in now.items():
+        before = merged.get(pvc)
+        if item.outcome == "skipped" and before is not None and before.outcome in _DECIDED_HERE:
+            continue
+        merged[pvc] = item
+    return merged
+
+
+def record_outcomes(state_dir: Path, volumes: Mapping[str, Handover]) -> dict[str, Handover]:
+    """Merges these outcomes into the handover file (atomically) and returns what it now says."""
+    merged = merge(read_handover(state_dir), volumes)
+    write_handover(state_dir, merged)
+    return merged

@@ -1,21 +1,42 @@
-"""Repository locks: remove what restic itself calls stale, wait (measured) for what is live.
+"""Repository locks: remove only what is provably dead, wait (measured) for everything else.
 
 Stale locks silently stopping backups for weeks is the anchors' most reported failure
-(volsync#1042, k8up#456). restic never skips a stale lock when it locks, but `restic unlock`
-(without `--remove-all`) removes exactly the stale ones by restic's own rules: older than 30 minutes
-without a refresh, or created on this hostname by a process that no longer exists. So before every
-operation Lifeboat lists the locks (cheap, no lock taken) and, only if some exist, runs `restic
-unlock` and reports what disappeared (`lock.stale_removed`). A live lock, e.g. another pod's backup
-or prune, is never removed: the operation waits for it, retrying, and the seconds spent waiting are
-reported (`lifeboat_lock_wait_seconds_total`), so slow contention is seen
-long before it becomes a missed backup. `--remove-all` is never used on Lifeboat's own initiative.
-Locks are only looked at when restic says "locked" (exit 11): the common case costs nothing.
+(volsync#1042, k8up#456), and a live lock removed by mistake is worse: a prune then runs beside a
+backup and deletes data the new snapshot needs. restic (0.19, `internal/restic/lock.go`) calls a
+lock stale when it is older than 30 minutes (`StaleLockTimeout`), or when it carries this
+machine's hostname and its PID cannot be signalled. The second rule is wrong in Kubernetes:
+hostnames collide across PID namespaces (hostNetwork pods share the node's name, a fixed
+`spec.hostname`, a StatefulSet pod of the same name in another cluster writing to the same
+repository), and a lock carries only time, exclusive, hostname, username, PID, UID and GID, so
+nothing tells a dead process of ours from a live one in another pod. restic offers no way to set
+the lock hostname (`os.Hostname()`; `--host` names snapshots only), and `restic unlock` removes
+every lock its rules call stale in one pass, including one created a moment after we looked.
+
+So Lifeboat never runs `restic unlock`. When restic answers "locked" (exit 11) it lists the locks
+(cheap, no lock taken) and deletes, one by one by id (`Restic.remove_lock`), those older than
+the 30 minutes, and those restic's host rule may fairly judge: a lock carrying this pod's own
+hostname, proven unique because it equals the pod's name (`LIFEBOAT_POD_NAME`: no hostNetwork, no
+fixed `spec.hostname`; pod names are unique in a namespace, and only a namespace's pods share its
+repositories), whose PID no process of ours has — a restic of an earlier run of this container,
+killed with -9 or OOM, so a killed prune does not hold backups up for half an hour. The restore
+container and the sidecar never run restic at the same time (the sidecar starts after the restore).
+The age rule is safe whatever the host: a live restic refreshes its lock every 5 minutes and aborts
+its own operation when it could not refresh for 22.5 minutes (`refreshabilityTimeout`,
+`internal/repository/lock.go`), so no running process holds a lock older than 30 minutes. Lock
+files are content-addressed and never rewritten (a refresh writes a new file), so the id names
+exactly the lock that was judged. Every other lock, including one with our hostname when that
+hostname is not provably ours (hostNetwork, a fixed `spec.hostname`), is waited for, retrying, and
+the seconds spent are reported (`lifeboat_lock_wait_seconds_total`), so slow contention is seen
+long before it becomes a missed backup. `--remove-all` is never used.
+The common, unlocked case costs nothing: locks are only looked at after exit 11.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +48,9 @@ from sidecar.edges.restic import Failure, Lock, Restic, ResticError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# restic's StaleLockTimeout (internal/restic/lock.go, restic 0.19)
+STALE_AFTER = dt.timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -52,22 +76,53 @@ def _describe(lock: Lock, now: dt.datetime) -> dict[str, Any]:
         "lock_pid": lock.pid,
         "exclusive": lock.exclusive,
         "age_seconds": round((now - lock.time).total_seconds(), 1),
+        # when Lifeboat will call it stale, unless its holder refreshes or releases it first
+        "stale_in_seconds": round(max(0.0, (lock.time + STALE_AFTER - now).total_seconds()), 1),
     }
 
 
+def own_lock_host(pod_name: str | None) -> str | None:
+    """This pod's hostname when it is provably the pod's own: it equals the pod's name (no hostNetwork,
+    no fixed spec.hostname). restic writes the hostname into its locks."""
+    hostname = socket.gethostname()
+    return hostname if pod_name and hostname == pod_name else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: a process we may not signal is still a process
+        return True
+    return True
+
+
+def is_stale(lock: Lock, now: dt.datetime, own_host: str | None = None) -> bool:
+    """Not refreshed for over 30 minutes (restic's age rule); or this pod's own lock (its hostname
+    is `own_host`, proven unique to the pod) whose process is gone."""
+    if now - lock.time > STALE_AFTER:
+        return True
+    return own_host is not None and lock.hostname == own_host and lock.pid > 0 and not _pid_alive(lock.pid)
+
+
 def remove_stale(restic: Restic, pvc: str) -> tuple[list[Lock], list[Lock]]:
-    """Runs `restic unlock` (stale locks only) when any lock exists; returns (removed, remaining)."""
+    """Deletes the locks older than restic's stale threshold; returns (removed, remaining).
+
+    Never runs `restic unlock`: its same-hostname rule would also remove a live lock of another pod
+    whose hostname equals ours; the host rule applies only to `restic.own_host` (module docstring)."""
     before = restic.locks()
-    if not before:
-        return [], []
-    restic.unlock()
-    after = restic.locks()
-    left = {lock.id for lock in after}
-    removed = [lock for lock in before if lock.id not in left]
     now = dt.datetime.now(dt.UTC)
-    for lock in removed:
+    removed: list[Lock] = []
+    remaining: list[Lock] = []
+    for lock in before:
+        if not is_stale(lock, now, restic.own_host):
+            remaining.append(lock)
+            continue
+        restic.remove_lock(lock.id)
+        removed.append(lock)
         event(log, "lock.stale_removed", logging.WARNING, pvc=pvc, **_describe(lock, now))
-    return removed, after
+    return removed, remaining
 
 
 def run_locked(
@@ -80,9 +135,9 @@ def run_locked(
     poll: float = 5.0,
     clock: Callable[[], float] = time.monotonic,
 ) -> tuple[T, LockWait]:
-    """Runs `action` (one restic call); while restic answers "locked" (exit 11), removes stale
-    locks and retries, waiting up to `patience` seconds for live ones. Returns the action's result
-    and the wait. Raises the last ResticError(LOCKED) when patience runs out, and
+    """Runs `action` (one restic call); while restic answers "locked" (exit 11), removes locks older
+    than restic's stale threshold and retries, waiting up to `patience` seconds for the others.
+    Returns the action's result and the wait. Raises the last ResticError(LOCKED) when patience runs out, and
     ResticError(INTERRUPTED) when the handle's cancel token is set while waiting.
 
     Optimistic on purpose: every restic start costs a key derivation (~0.5 s of CPU), so the common

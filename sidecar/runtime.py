@@ -20,17 +20,24 @@ from lifeboat.contract import Schedule
 
 @dataclass(frozen=True)
 class VolumeTarget:
-    """One protected volume: PVC name, mount path, PVC UID (if known), its restic repository URL."""
+    """One protected volume: PVC name, mount path, PVC UID (if known), its restic repository URL,
+    and its own schedule, retention, adopt and retention acknowledgement (None: the process-wide
+    LIFEBOAT_* default; build_runtime fills every one in, so each PVC's settings stay its own)."""
 
     pvc: str
     path: Path
     pvc_uid: str | None
     repository: str
+    schedule: Schedule | None = None
+    retention: dict[str, int] | None = None
+    adopt: bool | None = None
+    retention_ack: str | None = None
 
 
 @dataclass(frozen=True)
 class Runtime:
     namespace: str
+    pod_name: str | None
     volumes: tuple[VolumeTarget, ...]
     schedule: Schedule
     prune_schedule: Schedule
@@ -51,8 +58,21 @@ class Runtime:
     restic_timeout: float
     s3_region: str
     probe_timeout: float
+    retention_ack: str | None  # RFC 3339, parsed where it is judged (sidecar.daemon.breaker)
     restic_env: dict[str, str] = field(repr=False)  # secrets: never printed
     secrets: tuple[str, ...] = field(repr=False, default=())
+
+    def schedule_of(self, volume: VolumeTarget) -> Schedule:
+        return volume.schedule or self.schedule
+
+    def retention_of(self, volume: VolumeTarget) -> dict[str, int]:
+        return volume.retention or self.retention
+
+    def adopt_of(self, volume: VolumeTarget) -> bool:
+        return self.adopt if volume.adopt is None else volume.adopt
+
+    def retention_ack_of(self, volume: VolumeTarget) -> str | None:
+        return volume.retention_ack or self.retention_ack
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=str)
@@ -61,7 +81,17 @@ class Runtime:
     def from_json(cls, text: str) -> Runtime:
         raw: dict[str, Any] = json.loads(text)
         raw["volumes"] = tuple(
-            VolumeTarget(v["pvc"], Path(v["path"]), v.get("pvc_uid"), v["repository"]) for v in raw["volumes"]
+            VolumeTarget(
+                v["pvc"],
+                Path(v["path"]),
+                v.get("pvc_uid"),
+                v["repository"],
+                schedule=Schedule(**v["schedule"]) if v.get("schedule") else None,
+                retention=v.get("retention"),
+                adopt=v.get("adopt"),
+                retention_ack=v.get("retention_ack"),
+            )
+            for v in raw["volumes"]
         )
         for name in ("schedule", "prune_schedule", "check_schedule"):
             raw[name] = Schedule(**raw[name])

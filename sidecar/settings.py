@@ -31,18 +31,23 @@ from lifeboat.contract import (
     ENV_FINAL_BACKUP_TIMEOUT,
     ENV_METRICS_PORT,
     ENV_NAMESPACE,
+    ENV_POD_NAME,
     ENV_RESTORE_DEADLINE,
     ENV_RETENTION,
+    ENV_RETENTION_ACK,
     ENV_SCHEDULE,
     ENV_STATE_DIR,
     ConfigError,
     Schedule,
+    parse_bool,
     parse_retention,
+    parse_retention_ack,
     parse_schedule,
 )
 from lifeboat.exitcodes import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL
 from sidecar.daemon.retention import default_retention
 from sidecar.edges.restic import Restic
+from sidecar.locking import own_lock_host
 from sidecar.repository import Repository, for_volume
 from sidecar.runtime import Runtime, VolumeTarget
 
@@ -92,7 +97,15 @@ class Settings(BaseSettings):
             "key prefix; a PVC's repository is `s3:<endpoint>/<bucket>/<prefix>/<namespace>/<pvc>`",
         ),
     ]
-    s3_region: Annotated[str, _var("us-east-1", "LIFEBOAT_S3_REGION", "region for request signing")]
+    s3_region: Annotated[
+        str,
+        _var(
+            "",
+            "LIFEBOAT_S3_REGION",
+            "the bucket's region, e.g. `eu-west-1` (optional key of the credentials Secret); empty: "
+            "restic discovers it and the S3 probe follows what S3 names (signing `us-east-1` first)",
+        ),
+    ]
     aws_access_key_id: Annotated[SecretStr, _var(REQUIRED, "AWS_ACCESS_KEY_ID", "S3 access key")]
     aws_secret_access_key: Annotated[SecretStr, _var(REQUIRED, "AWS_SECRET_ACCESS_KEY", "S3 secret key")]
     restic_password: Annotated[
@@ -107,6 +120,15 @@ class Settings(BaseSettings):
         Path | None, _var(None, "RESTIC_PASSWORD_FILE", "file holding the repository password, instead")
     ]
     namespace: Annotated[str, _var(REQUIRED, ENV_NAMESPACE, "the pod's namespace (downward API)")]
+    pod_name: Annotated[
+        str | None,
+        _var(
+            None,
+            ENV_POD_NAME,
+            "the pod's name (downward API); when it equals the hostname, locks of this pod's own dead "
+            "restic are cleared at once instead of after restic's 30 minutes",
+        ),
+    ]
     restore_deadline: Annotated[
         float,
         _var(
@@ -226,8 +248,11 @@ class Settings(BaseSettings):
         env = {
             "AWS_ACCESS_KEY_ID": self.aws_access_key_id.get_secret_value(),
             "AWS_SECRET_ACCESS_KEY": self.aws_secret_access_key.get_secret_value(),
-            "AWS_DEFAULT_REGION": self.s3_region,
         }
+        if self.s3_region.strip():
+            # only when set: restic otherwise asks S3 for the bucket's location itself, which a
+            # fixed AWS_DEFAULT_REGION (us-east-1 for every bucket) would disable
+            env["AWS_DEFAULT_REGION"] = self.s3_region.strip()
         if self.restic_password is not None:
             env["RESTIC_PASSWORD"] = self.restic_password.get_secret_value()
         if self.restic_password_file is not None:
@@ -251,6 +276,7 @@ def restic_for(
         binary=settings.restic_binary,
         timeout=settings.restic_timeout,
         lock_retry=settings.lock_retry if lock_retry is None else lock_retry,
+        own_host=own_lock_host(settings.pod_name),
     )
     if redact is not None:
         restic.redact = redact
@@ -297,6 +323,20 @@ class VolumeSpec:
     pvc_uid: str | None = None
     snapshot: str | None = None
     repository: str | None = None
+    # this PVC's own settings (annotations on the PVC); None: the LIFEBOAT_* variable's value
+    schedule: str | None = None
+    retention: str | None = None
+    adopt: bool | None = None
+    retention_ack: str | None = None
+
+
+# per-volume options of the backup sidecar: (option, VolumeSpec field, the contract's parser)
+_VOLUME_SETTINGS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
+    ("--schedule", "schedule", parse_schedule),
+    ("--retention", "retention", parse_retention),
+    ("--adopt", "adopt", parse_bool),
+    ("--retention-ack", "retention_ack", parse_retention_ack),
+)
 
 
 def _pairs(option: str, values: list[str]) -> dict[str, str]:
@@ -318,8 +358,14 @@ def parse_volumes(
     pvc_uids: list[str] = (),  # type: ignore[assignment]
     snapshots: list[str] = (),  # type: ignore[assignment]
     repositories: list[str] = (),  # type: ignore[assignment]
+    **settings: list[str],
 ) -> list[VolumeSpec]:
-    """Parses the repeatable `--volume PVC=PATH` and its per-volume companions."""
+    """Parses the repeatable `--volume PVC=PATH` and its per-volume companions.
+
+    `settings` holds the backup sidecar's per-volume options by field name (`schedule=[...]`,
+    `retention=[...]`, `adopt=[...]`, `retention_ack=[...]`), each checked with the contract's
+    parser so a bad value names the option, the PVC and the fix.
+    """
     if not volumes:
         raise ConfigError("--volume: at least one is required, e.g. --volume data=/data")
     paths = _pairs("--volume", list(volumes))
@@ -328,6 +374,17 @@ def parse_volumes(
         "--snapshot": _pairs("--snapshot", list(snapshots)),
         "--repository": _pairs("--repository", list(repositories)),
     }
+    parsed: dict[str, dict[str, Any]] = {}
+    for option, name, parse in _VOLUME_SETTINGS:
+        extras[option] = _pairs(option, list(settings.pop(name, ())))
+        for pvc, value in extras[option].items():
+            try:
+                result = parse(value)
+            except ConfigError as exc:
+                raise ConfigError(f"{option} {pvc}: {exc}") from None
+            parsed.setdefault(pvc, {})[name] = result if name == "adopt" else value.strip()
+    if settings:
+        raise TypeError(f"unknown per-volume settings: {sorted(settings)}")
     for option, mapping in extras.items():
         unknown = sorted(set(mapping) - set(paths))
         if unknown:
@@ -348,6 +405,7 @@ def parse_volumes(
                 pvc_uid=extras["--pvc-uid"].get(pvc),
                 snapshot=extras["--snapshot"].get(pvc),
                 repository=extras["--repository"].get(pvc),
+                **parsed.get(pvc, {}),
             )
         )
     return specs
@@ -370,6 +428,15 @@ class SidecarSettings(Settings):
             None,
             ENV_RETENTION,
             "`restic forget` rules, e.g. `hourly=24,daily=7,weekly=4,monthly=6`; unset: by schedule",
+        ),
+    ]
+    retention_ack: Annotated[
+        str | None,
+        _var(
+            None,
+            ENV_RETENTION_ACK,
+            "RFC 3339 time a large retention change was acknowledged (`lifeboat.dev/retention-ack`); "
+            "for a day from then the retention breaker lets through a forget it would refuse",
         ),
     ]
     prune_schedule_text: Annotated[
@@ -485,6 +552,14 @@ class SidecarSettings(Settings):
             parse_retention(value)
         return value
 
+    @field_validator("retention_ack")
+    @classmethod
+    def _retention_ack(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            parse_retention_ack(value)
+            return value.strip()
+        return None
+
     @field_validator("check_read_data_subset")
     @classmethod
     def _subset(cls, value: str) -> str:
@@ -531,6 +606,15 @@ def load_sidecar_settings(env: dict[str, str] | None = None) -> SidecarSettings:
         raise ConfigError(describe_validation_error(exc)) from None
 
 
+def _volume_retention(settings: SidecarSettings, volume: VolumeSpec, schedule: Schedule) -> dict[str, int]:
+    """The volume's own policy, else LIFEBOAT_RETENTION, else the default of its own schedule."""
+    if volume.retention:
+        return parse_retention(volume.retention)
+    if settings.retention_text and settings.retention_text.strip():
+        return settings.retention
+    return default_retention(schedule.kind)
+
+
 def build_runtime(settings: SidecarSettings, volumes: list[VolumeSpec]) -> Runtime:
     """Freezes validated settings and volumes into the plain Runtime of the long-running process.
 
@@ -539,8 +623,18 @@ def build_runtime(settings: SidecarSettings, volumes: list[VolumeSpec]) -> Runti
     """
     derived: dict[str, Any] = {
         "volumes": tuple(
-            VolumeTarget(v.pvc, v.path, v.pvc_uid, for_volume(settings, v.pvc, v.repository).url)
+            VolumeTarget(
+                v.pvc,
+                v.path,
+                v.pvc_uid,
+                for_volume(settings, v.pvc, v.repository).url,
+                schedule=schedule,
+                retention=_volume_retention(settings, v, schedule),
+                adopt=settings.adopt if v.adopt is None else v.adopt,
+                retention_ack=v.retention_ack or settings.retention_ack,
+            )
             for v in volumes
+            for schedule in [parse_schedule(v.schedule) if v.schedule else settings.schedule]
         ),
         "restic_env": settings.restic_env(),
         "secrets": tuple(settings.secrets()),

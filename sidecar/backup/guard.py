@@ -5,9 +5,9 @@ volume, the scheduler dutifully snapshots it, retention ages the real snapshots 
 gone without a single error. So before every backup the sidecar compares what is on the volume
 with the newest snapshot and refuses, loudly (log event, metric), when the volume
 
-- is empty while the history has data (unless Lifeboat itself started the volume fresh);
-- shrank by more than LIFEBOAT_SHRINK_LIMIT of the newest snapshot's bytes (same exception, and
-  not for the first backup after a restore: a rollback to an older snapshot is smaller on purpose);
+- is empty while the history has data;
+- shrank by more than LIFEBOAT_SHRINK_LIMIT of the newest snapshot's bytes (not for the first
+  backup after a restore: a rollback to an older snapshot is smaller on purpose);
 - has data that Lifeboat neither restored nor started fresh, while the newest snapshot was taken
   from another volume instance (another PVC UID): a **conflict**. Two volumes claiming one history
   is never resolved by the newest writer silently winning.
@@ -19,6 +19,16 @@ history by definition, and right at start the sidecar adds the new UID to the ne
 tags (`restic tag`, seconds) so a restart before its first backup is not mistaken for a conflict.
 A PVC whose UID is unknown cannot be told apart and is not blocked for conflict (the empty and
 shrink rules still hold).
+
+A volume Lifeboat started `fresh` (the restore found no snapshot) is exempt from the empty and
+shrink rules only while the history is not its own and was written by Lifeboat: a history holding
+this volume's snapshots (its PVC UID on the newest one, or this process already backed it up) is
+guarded exactly as after a restore (issue 9 item 1: otherwise a pod that once started fresh could
+empty its history for the rest of its life), and a snapshot another tool wrote (VolSync's host
+`volsync`, no `lifeboat` tag) is data Lifeboat's restore never saw, which an empty or shrunken
+volume must not bury (item 14). `fresh` still continues the history for the conflict rule. The
+newest snapshot is judged whatever its host or tags; one without a size (restic < 0.17 wrote no
+summary) counts as holding data.
 
 LIFEBOAT_ADOPT=true ("this volume is the truth") overrides conflict and shrink. It never makes an
 empty volume overwrite a history that has data: that snapshot could only lose information.
@@ -57,12 +67,20 @@ class History:
     """The newest snapshot in the repository, as far as the guard cares (None: no snapshots)."""
 
     snapshots: int
-    latest_files: int | None = None
+    latest_files: int | None = None  # None: the snapshot has no summary (written by restic < 0.17)
     latest_bytes: int | None = None
     latest_uids: tuple[str, ...] = ()
+    latest_foreign: bool = False  # the newest snapshot was not written by Lifeboat (e.g. VolSync)
+
+    @property
+    def latest_size_known(self) -> bool:
+        return self.latest_files is not None or self.latest_bytes is not None
 
     @property
     def latest_has_data(self) -> bool:
+        """Whether the newest snapshot holds data; a snapshot of unknown size is assumed to."""
+        if self.snapshots and not self.latest_size_known:
+            return True
         return bool(self.latest_files) or bool(self.latest_bytes)
 
 
@@ -88,21 +106,28 @@ class Verdict:
 def decide(facts: GuardInput) -> Verdict:
     """Allow the backup, or refuse it with a reason the user can act on."""
     history, volume = facts.history, facts.volume
-    fresh = facts.outcome == "fresh"
     if history.snapshots == 0:
         return Verdict(True, None, "no snapshots yet: this is the first")
+    uid = facts.pvc_uid
+    # the history already holds this volume: it is guarded like any other, whatever the outcome
+    own = facts.backed_up or (uid is not None and uid in history.latest_uids)
+    fresh = facts.outcome == "fresh" and not own and not history.latest_foreign
     if volume.empty:
         if not history.latest_has_data:
             return Verdict(True, None, "the volume and the newest snapshot are both empty")
         if fresh:
             return Verdict(True, None, "the volume started fresh (the restore found no snapshot)")
+        holds = (
+            f"{history.latest_files} files"
+            if history.latest_files is not None
+            else "data of unknown size (no summary: written by restic < 0.17)"
+        )
         return Verdict(
             False,
             Reason.EMPTY,
-            f"the volume is empty but the newest snapshot holds {history.latest_files} files; "
+            f"the volume is empty but the newest snapshot holds {holds}; "
             "restore it (delete the pod with the volume emptied) or investigate the app",
         )
-    uid = facts.pvc_uid
     if facts.outcome not in CONTINUES_HISTORY and uid and uid not in history.latest_uids:
         others = ", ".join(history.latest_uids) or "unknown"
         text = (

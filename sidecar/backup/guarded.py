@@ -15,15 +15,17 @@ probe, boto3) is a callable the caller passes in and only runs when restic says 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from lifeboat.exitcodes import EX_NOPERM, EX_OK, EX_TEMPFAIL
 from lifeboat.logs import event
 from sidecar.backup.guard import GuardInput, History, Verdict, VolumeFacts, decide
 from sidecar.edges.restic import BackupSummary, Failure, Restic, ResticError, Snapshot
-from sidecar.edges.store import StoreProbe, StoreState
-from sidecar.edges.usage import measure
+from sidecar.edges.store import INIT_CLAIM, StoreError, StoreProbe, StoreState
+from sidecar.edges.usage import IGNORED_AT_ROOT, measure
 from sidecar.identity import SNAPSHOT_HOST, tags_for
 from sidecar.locking import LockedOut, run_locked
 from sidecar.repository import Repository
@@ -56,39 +58,187 @@ class GuardedBackup:
     failure: Failure | None = None
     message: str = ""
     store_code: int = 0  # the exit code the store probe gave when the repository could not be made
+    unreadable: int = 0  # paths restic could not read (`incomplete`); lost+found at the root not counted
 
     @property
     def succeeded(self) -> bool:
-        return self.result in ("success", "incomplete")
+        """A complete snapshot was written. `incomplete` is not a success: a snapshot was written
+        but lacks files, so last-success does not advance and retention does not run."""
+        return self.result == "success"
+
+    @property
+    def wrote_snapshot(self) -> bool:
+        """A snapshot was written, complete or not (it is the newest one now)."""
+        return self.summary is not None and self.summary.snapshot_id is not None
 
 
-def ensure_repository(probe: StoreProbe, restic: Restic, repository: Repository) -> tuple[bool, int, str]:
+# Creating a repository (issue 9 item 7). restic 0.19's `init` checks that no config, key or snapshot
+# exists, then writes `keys/<id>` and only then `config`: two inits racing on one prefix both pass
+# the checks, and whichever config lands last is sealed with one process's master key while the
+# other's key (which the shared password opens too) makes restic fail with "config or key ... is
+# damaged". So inits are serialised through the store: a claim object with a random token, read
+# back after INIT_SETTLE seconds (S3 reads are strongly consistent after writes); only the holder
+# of the surviving token runs `init`, after checking again that nothing else appeared meanwhile.
+INIT_SETTLE = 2.0
+INIT_POLL = 1.0
+# how long a process waits for another one's init before it gives up (75) and tries next time
+INIT_PATIENCE = 180.0
+
+
+def ensure_repository(
+    probe: StoreProbe,
+    restic: Restic,
+    repository: Repository,
+    *,
+    settle: float = INIT_SETTLE,
+    poll: float = INIT_POLL,
+    patience: float = INIT_PATIENCE,
+) -> tuple[bool, int, str]:
     """Makes sure a repository exists. Returns (initialized now, exit code, explanation).
 
     The repository is created here and nowhere else, and only when the store probe positively says
     no repository exists at the PVC's prefix (rule 2 applied to writes: a missing bucket or a refused
-    credential never leads to a second repository being started beside the real one).
+    credential never leads to a second repository being started beside the real one), or that all
+    it holds is what an abandoned init left (keys/ and locks/ only, older than the probe's
+    `half_init_age`): those are removed first. Concurrent creators are serialised by a claim
+    object (see INIT_SETTLE); the others wait up to `patience` seconds for the repository to appear
+    (75 after that: the next run tries again; leftovers of a creator that died are cleaned once
+    they are older than the bound). A new repository must open (`restic snapshots`) before it counts.
     """
-    state, text = probe.probe(repository)
-    if state is StoreState.REPOSITORY:
-        return False, EX_OK, text
-    if state is StoreState.NO_REPOSITORY:
+    import secrets
+    import time
+
+    token = secrets.token_hex(16)
+    claimed = False
+    give_up = time.monotonic() + patience
+    waited = False
+    while True:
+        survey = probe.survey(repository, read_claim=True)
+        state, text = survey.state, survey.text
+        if state is StoreState.REPOSITORY:
+            if waited:
+                text = f"{text} (created by another process meanwhile)"
+            return False, EX_OK, text
+        if state is StoreState.DENIED:
+            return False, EX_NOPERM, text
+        in_progress = state is StoreState.INCONSISTENT and bool(survey.leftovers)
+        if state not in (StoreState.NO_REPOSITORY, StoreState.HALF_INITIALISED) and not in_progress:
+            return False, EX_TEMPFAIL, text
+        ours = claimed and survey.claim == token
+        others = [
+            item
+            for item in survey.leftovers
+            if item.age < probe.half_init_age and not (ours and item.name == INIT_CLAIM)
+        ]
+        if not others:
+            try:
+                stale = [item.key for item in survey.leftovers if item.name != INIT_CLAIM]
+                if stale:
+                    probe.remove(repository, stale)
+                    event(
+                        log,
+                        "repository.init_leftovers_removed",
+                        logging.WARNING,
+                        repository=repository.url,
+                        objects=[item.name for item in survey.leftovers if item.name != INIT_CLAIM],
+                        explanation=text,
+                    )
+                if not ours:
+                    probe.put_claim(repository, token)
+                    claimed = True
+                    if restic.cancel.wait(settle):
+                        return False, EX_TEMPFAIL, "interrupted while creating the repository"
+                    continue
+                return _init(probe, restic, repository)
+            except StoreError as exc:
+                code = EX_NOPERM if exc.state is StoreState.DENIED else EX_TEMPFAIL
+                return False, code, f"cannot prepare the repository's creation: {exc.text}"
+        # another process is creating the repository (its claim or keys are fresh): wait for it
+        if not waited:
+            event(log, "repository.init_waiting", repository=repository.url, reason=text)
+            waited = True
+        if time.monotonic() >= give_up:
+            return (
+                False,
+                EX_TEMPFAIL,
+                f"another process has been creating the repository for {patience:.0f}s: {text}",
+            )
+        if restic.cancel.wait(poll):
+            return False, EX_TEMPFAIL, "interrupted while waiting for the repository"
+
+
+def _init(probe: StoreProbe, restic: Restic, repository: Repository) -> tuple[bool, int, str]:
+    """`restic init` by the claim's holder, then proof that the repository opens."""
+    try:
         restic.init()
-        return True, EX_OK, f"initialised a new repository at {repository.url}"
-    if state is StoreState.DENIED:
-        return False, EX_NOPERM, text
-    return False, EX_TEMPFAIL, text
+        restic.snapshots()  # opens it: a key, then the config that key's master key sealed
+    except ResticError as exc:
+        code = EX_NOPERM if exc.failure is Failure.WRONG_PASSWORD else EX_TEMPFAIL
+        return False, code, f"creating the repository at {repository.url} failed: {exc}"
+    finally:
+        try:
+            probe.release_claim(repository)
+        except StoreError as exc:  # harmless: restic ignores it, and it ages out
+            event(
+                log, "repository.init_claim_left", logging.WARNING, repository=repository.url, error=exc.text
+            )
+    return True, EX_OK, f"initialised a new repository at {repository.url}"
 
 
 def history_of(snapshots: list[Snapshot]) -> History:
-    """What the guard needs to know about a repository's snapshots: the newest one's size and UIDs."""
+    """What the guard needs to know about a repository's snapshots: the newest one's size and UIDs.
+
+    The newest snapshot of the whole repository, whatever its host or tags: one VolSync wrote (host
+    `volsync`, no tags) is history too, and marked foreign (not Lifeboat's).
+    """
     if not snapshots:
         return History(snapshots=0)
     latest = max(snapshots, key=lambda s: s.time)
     uids = tuple(t.removeprefix("pvc-uid=") for t in latest.tags if t.startswith("pvc-uid="))
     return History(
-        snapshots=len(snapshots), latest_files=latest.files, latest_bytes=latest.bytes, latest_uids=uids
+        snapshots=len(snapshots),
+        latest_files=latest.files,
+        latest_bytes=latest.bytes,
+        latest_uids=uids,
+        latest_foreign=latest.hostname != SNAPSHOT_HOST and "lifeboat" not in latest.tags,
     )
+
+
+def _root_ignored(volume: Path) -> list[Path]:
+    """The root's lost+found (fsck's, root-only on ext4), as restic names it (real path)."""
+    root = Path(os.path.realpath(volume))
+    return [root / name for name in sorted(IGNORED_AT_ROOT)]
+
+
+def _excludes(volume: Path) -> list[str]:
+    """restic `--exclude` patterns for the root's lost+found, when the volume holds anything else.
+
+    Excluded, it can neither be unreadable (the sidecar may not run as root) nor hide a real
+    unreadable file behind its exit code 3. A volume holding nothing else keeps it: restic refuses
+    to write a snapshot of nothing at all, and its errors are ignored instead (see `_unreadable`).
+    """
+    try:
+        names = set(os.listdir(volume))
+    except OSError:
+        return []
+    if not names - IGNORED_AT_ROOT:
+        return []
+    # restic matches patterns against absolute paths; glob characters in them are escaped
+    return [
+        "".join("\\" + c if c in "*?[]\\" else c for c in str(path))
+        for path in _root_ignored(volume)
+        if path.name in names
+    ]
+
+
+def _unreadable(volume: Path, summary: BackupSummary) -> list[str]:
+    """What restic could not read, the root's lost+found (and anything under it) left out."""
+    ignored = _root_ignored(volume)
+    return [
+        item
+        for item in summary.unreadable
+        if not any(Path(item) == skip or skip in Path(item).parents for skip in ignored)
+    ]
 
 
 def guarded_backup(
@@ -171,7 +321,11 @@ def guarded_backup(
             pvc,
             "backup",
             lambda: restic.backup(
-                volume.path, host=SNAPSHOT_HOST, tags=tags_for(namespace, pvc, volume.pvc_uid), timeout=budget
+                volume.path,
+                host=SNAPSHOT_HOST,
+                tags=tags_for(namespace, pvc, volume.pvc_uid),
+                excludes=_excludes(volume.path),
+                timeout=budget,
             ),
             patience=patience,
         )
@@ -188,16 +342,32 @@ def guarded_backup(
     except OSError as exc:
         event(log, "backup.failed", logging.ERROR, pvc=pvc, failure="volume", error=str(exc))
         return GuardedBackup(pvc, "failed", failure=Failure.FATAL, message=str(exc))
-    result = "incomplete" if summary.incomplete else "success"
+    # exit 3: a snapshot was written without some files. Only an unreadable lost+found at the root
+    # (fsck's, root-only) is no loss; restic's exit code without any error line is believed.
+    unreadable = _unreadable(volume.path, summary)
+    result = "incomplete" if summary.incomplete and (unreadable or not summary.unreadable) else "success"
+    if result == "incomplete":
+        event(
+            log,
+            "backup.incomplete",
+            logging.ERROR,
+            pvc=pvc,
+            snapshot=summary.snapshot_id,
+            unreadable=len(unreadable),
+            paths=unreadable[:10],
+            fix="make these files readable by the sidecar (runAsUser, fsGroup) or remove them",
+        )
     event(
         log,
         "backup.finished",
+        logging.INFO if result == "success" else logging.WARNING,
         pvc=pvc,
         result=result,
         snapshot=summary.snapshot_id,
         files=summary.total_files,
         bytes=summary.total_bytes,
         added_bytes=summary.data_added,
+        unreadable=len(unreadable),
         seconds=summary.seconds,
         lock_wait_seconds=round(wait.waited, 3),
     )
@@ -211,7 +381,9 @@ def guarded_backup(
         lock_wait=wait.waited,
         stale_locks_removed=len(wait.removed),
         initialized=initialized,
-        message=f"snapshot {summary.snapshot_id}",
+        message=f"snapshot {summary.snapshot_id}"
+        + (f", incomplete: {len(unreadable)} unreadable paths" if result == "incomplete" else ""),
+        unreadable=len(unreadable),
     )
 
 

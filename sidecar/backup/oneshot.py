@@ -8,6 +8,7 @@ handover file when one exists (else it is unknown, which the guard treats as the
 `skipped`), the guard's knobs from the same settings as the sidecar's.
 
 Exit codes: 0 backed up; 65 the guard refused (the message says why and how to override);
+66 the snapshot was written but is incomplete (unreadable files, counted in the log: not a success);
 75 store unreachable, locked or interrupted; 77 credentials or password refused.
 """
 
@@ -17,7 +18,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from lifeboat.exitcodes import EX_DATAERR, EX_NOPERM, EX_OK, EX_TEMPFAIL
+from lifeboat.exitcodes import EX_DATAERR, EX_NOINPUT, EX_NOPERM, EX_OK, EX_TEMPFAIL
 from lifeboat.logs import event
 from sidecar.backup.guarded import GuardedBackup, GuardPolicy, ensure_repository, guarded_backup
 from sidecar.edges.restic import Failure
@@ -36,6 +37,8 @@ def exit_code(result: GuardedBackup) -> int:
         return EX_OK
     if result.result == "blocked":
         return EX_DATAERR
+    if result.result == "incomplete":
+        return EX_NOINPUT
     if result.store_code:
         return result.store_code
     if result.failure is Failure.WRONG_PASSWORD:
@@ -53,9 +56,10 @@ def backup_volumes(
 ) -> list[GuardedBackup]:
     """One guarded backup of each volume, in order; never raises for store or restic trouble."""
     handover = read_handover(settings.state_dir)
-    policy = GuardPolicy(adopt=settings.adopt, shrink_limit=settings.shrink_limit)
     results = []
     for spec in volumes:
+        adopt = settings.adopt if spec.adopt is None else spec.adopt  # the PVC's own, else the variable
+        policy = GuardPolicy(adopt=adopt, shrink_limit=settings.shrink_limit)
         repository = for_volume(settings, spec.pvc, spec.repository)
         restic = restic_for(settings, repository, redact, lock_retry=0)  # waits are measured here
         if cancel is not None:

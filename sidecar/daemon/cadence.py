@@ -53,3 +53,22 @@ def next_fire(cron: str, offset: int, now: dt.datetime, previous: dt.datetime | 
     base = now - shift
     # a cron fires on whole minutes; "strictly after" a whole-minute base must skip that minute
     return next_run(cron, base) + shift
+
+
+def expected_interval(schedule: Schedule, *, runs: int = 400) -> int:
+    """The longest gap between two runs of `schedule`, in seconds: how stale a backup may become
+    before it is late (a weekday cron's Friday-to-Monday gap counts, not its usual day).
+    Exported per PVC as `lifeboat_backup_interval_seconds`, so alerts judge staleness per schedule."""
+    if schedule.kind == "hourly":
+        return 3600
+    if schedule.kind == "daily":
+        return 86400
+    if schedule.kind == "weekly":
+        return 7 * 86400
+    t = next_run(schedule.cron, dt.datetime(2026, 1, 5, tzinfo=UTC))
+    longest = 0
+    for _ in range(runs):
+        following = next_run(schedule.cron, t)
+        longest = max(longest, int((following - t).total_seconds()))
+        t = following
+    return longest

@@ -30,17 +30,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lifeboat.contract import ConfigError, parse_retention_ack
 from lifeboat.exitcodes import EX_CONFIG, EX_OK
 from lifeboat.logs import Redactor, configure, event
 from sidecar.backup.guarded import GuardedBackup, GuardPolicy, claim_history, guarded_backup
-from sidecar.daemon.cadence import UTC, Schedule, jitter_seconds, spread
-from sidecar.daemon.maintenance import Maintenance, check, forget, prune
+from sidecar.daemon.cadence import UTC, Schedule, expected_interval, jitter_seconds, spread
+from sidecar.daemon.maintenance import Breaker, Maintenance, check, forget, prune
 from sidecar.daemon.metrics import Metrics, serve
 from sidecar.daemon.retention import render
 from sidecar.daemon.scheduler import JobSpec, Scheduler
+from sidecar.edges.clock import repository_time
 from sidecar.edges.restic import Restic, ResticError
 from sidecar.edges.usage import filesystem_used_bytes
 from sidecar.handover import Handover, read_handover
+from sidecar.locking import own_lock_host
 from sidecar.runtime import Runtime, VolumeTarget
 
 if TYPE_CHECKING:
@@ -63,11 +66,13 @@ class VolumeWorker:
     metrics: Metrics
     outcome: str | None
     clock: Clock = time.time
+    store_clock: Callable[[], dt.datetime] | None = None  # the store's time; None: its Date header
     own_snapshots: set[str] = field(default_factory=set)
     backed_up: bool = False
     mutex: threading.Lock = field(default_factory=threading.Lock)
     on_failure: Callable[[VolumeWorker], None] | None = None
     _probe: Any = None
+    _held: bool = False  # the retention breaker refused the last forget or prune
 
     @property
     def pvc(self) -> str:
@@ -101,21 +106,19 @@ class VolumeWorker:
                 self.restic,
                 outcome=self.outcome,
                 backed_up=self.backed_up,
-                policy=GuardPolicy(adopt=self.runtime.adopt, shrink_limit=self.runtime.shrink_limit),
+                policy=GuardPolicy(
+                    adopt=self.runtime.adopt_of(self.volume), shrink_limit=self.runtime.shrink_limit
+                ),
                 ensure=self._ensure,
                 lock_patience=self.runtime.lock_retry,
                 deadline=deadline,
             )
             self.metrics.observe_backup(result, self.clock())
-            if result.succeeded and result.summary and result.summary.snapshot_id:
+            if result.summary and result.summary.snapshot_id:  # written, complete or not: ours
                 self.own_snapshots.add(result.summary.snapshot_id)
                 self.backed_up = True
-                if then_forget:
-                    self._record(
-                        forget(
-                            self.restic, self.pvc, self.runtime.retention, patience=self.runtime.lock_retry
-                        )
-                    )
+                if then_forget and result.succeeded:  # never after an incomplete one
+                    self._forget()
         if result.result in ("failed", "locked") and self.on_failure is not None:
             self.on_failure(self)
         return result
@@ -132,10 +135,47 @@ class VolumeWorker:
                 self.own_snapshots.add(new_id)
             return new_id
 
+    def breaker(self) -> Breaker:
+        """The retention breaker's inputs: our clock, the store's, the acknowledgement if any."""
+        ack = None
+        text = self.runtime.retention_ack_of(self.volume)
+        if text:
+            try:
+                ack = parse_retention_ack(text)
+            except ConfigError:  # validated at start; never trusted blindly
+                ack = None
+        store_clock = self.store_clock or (
+            lambda: repository_time(self.volume.repository, timeout=self.runtime.probe_timeout)
+        )
+        return Breaker(clock=self.clock, store_time=store_clock, ack=ack)
+
+    def forget(self) -> Maintenance:
+        """`restic forget` by the retention policy, through the retention breaker."""
+        with self.mutex:
+            return self._forget()
+
+    def _forget(self) -> Maintenance:
+        return self._record(
+            forget(
+                self.restic,
+                self.pvc,
+                self.runtime.retention_of(self.volume),
+                patience=self.runtime.lock_retry,
+                breaker=self.breaker(),
+            )
+        )
+
     def prune(self) -> Maintenance:
         with self.mutex:
             return self._record(
-                prune(self.restic, self.pvc, self.own_snapshots, patience=self.runtime.lock_retry)
+                prune(
+                    self.restic,
+                    self.pvc,
+                    self.own_snapshots,
+                    patience=self.runtime.lock_retry,
+                    policy=self.runtime.retention_of(self.volume),
+                    breaker=self.breaker(),
+                )
             )
 
     def check(self) -> Maintenance:
@@ -152,6 +192,12 @@ class VolumeWorker:
 
     def _record(self, result: Maintenance) -> Maintenance:
         self.metrics.observe_maintenance(self.pvc, result, self.clock())
+        if result.breaker is not None:
+            if not result.breaker.allowed:
+                self._held = True
+            elif self._held:
+                self._held = False
+                event(log, "retention.cleared", pvc=self.pvc, operation=result.operation)
         return result
 
     def refresh_volume_metric(self) -> None:
@@ -161,12 +207,12 @@ class VolumeWorker:
 def job_specs(workers: list[VolumeWorker], settings: Runtime) -> list[JobSpec]:
     """Backup, prune and check jobs of every volume, each at its own jittered second."""
     specs = []
-    plans: list[tuple[str, Schedule]] = [
-        ("backup", settings.schedule),
-        ("prune", settings.prune_schedule),
-        ("check", settings.check_schedule),
-    ]
     for worker in workers:
+        plans: list[tuple[str, Schedule]] = [
+            ("backup", settings.schedule_of(worker.volume)),  # each PVC's own schedule
+            ("prune", settings.prune_schedule),
+            ("check", settings.check_schedule),
+        ]
         for kind, schedule in plans:
             offset = jitter_seconds(settings.namespace, worker.pvc, kind, spread(schedule))
             specs.append(JobSpec(f"{kind}:{worker.pvc}", getattr(worker, kind), schedule.cron, offset))
@@ -195,6 +241,7 @@ class Sidecar:
                 binary=runtime.restic_binary,
                 timeout=runtime.restic_timeout,
                 lock_retry=0,  # lock waits happen in sidecar.locking, where they are measured
+                own_host=own_lock_host(runtime.pod_name),
                 grace=runtime.stop_grace,
             )
             if redact is not None:
@@ -204,6 +251,7 @@ class Sidecar:
             worker.on_failure = self._retry_later
             self.workers.append(worker)
             self.metrics.observe_outcome(volume.pvc, outcome)
+            self.metrics.observe_start(volume.pvc, expected_interval(runtime.schedule_of(volume)), clock())
             worker.refresh_volume_metric()
         self.scheduler = Scheduler(job_specs(self.workers, runtime), workers=len(self.workers) + 1)
         self.stop = threading.Event()
@@ -264,8 +312,11 @@ class Sidecar:
             "sidecar.started",
             volumes=[w.pvc for w in self.workers],
             outcomes={w.pvc: w.outcome for w in self.workers},
-            schedule=settings.schedule.cron if settings.schedule.kind == "cron" else settings.schedule.kind,
-            retention=render(settings.retention),
+            schedules={
+                w.pvc: (lambda s: s.cron if s.kind == "cron" else s.kind)(settings.schedule_of(w.volume))
+                for w in self.workers
+            },
+            retention={w.pvc: render(settings.retention_of(w.volume)) for w in self.workers},
             next_backups={w.pvc: str(self.scheduler.next_run(f"backup:{w.pvc}")) for w in self.workers},
             metrics_port=settings.metrics_port,
         )
@@ -422,6 +473,8 @@ def _cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--volume", action="append", default=[], metavar="PVC=PATH")
     parser.add_argument("--pvc-uid", action="append", default=[], metavar="PVC=UID")
     parser.add_argument("--repository", action="append", default=[], metavar="PVC=REPOSITORY")
+    for option in ("--schedule", "--retention", "--adopt", "--retention-ack"):
+        parser.add_argument(option, action="append", default=[], metavar="PVC=VALUE")
     parser.add_argument("--runtime-fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.runtime_fd is not None:
@@ -429,7 +482,15 @@ def _cli(argv: list[str] | None = None) -> int:
     from sidecar.settings import ConfigError, parse_volumes
 
     try:
-        volumes = parse_volumes(args.volume, args.pvc_uid, repositories=args.repository)
+        volumes = parse_volumes(
+            args.volume,
+            args.pvc_uid,
+            repositories=args.repository,
+            schedule=args.schedule,
+            retention=args.retention,
+            adopt=args.adopt,
+            retention_ack=args.retention_ack,
+        )
     except ConfigError as exc:
         print(f"lifeboat sidecar: configuration error: {exc}", file=sys.stderr)
         return EX_CONFIG

@@ -10,16 +10,25 @@ idempotent, so both may run it. Prune and check are not worth doing twice, so on
 does them: the sidecar that wrote the newest snapshot. Every sidecar can tell from the snapshot list
 alone, without talking to the others, and exactly one of them holds the newest snapshot; a sidecar
 that has not written any snapshot (e.g. blocked by the guard) never prunes a history it does not own.
+
+Forget and prune go through the retention breaker first (sidecar.daemon.breaker): the store's clock
+is compared with ours, `restic forget --dry-run` says what would go, and a refusal (result
+`refused`, log `retention.refused`) holds both until a later dry-run passes. Backups never wait
+for it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
 
+from lifeboat.contract import render_retention
 from lifeboat.logs import event
+from sidecar.daemon.breaker import DEFAULT_BOUNDS, Bounds, Reason, Verdict, judge_clock, judge_forget
+from sidecar.edges.clock import StoreTimeUnavailable
 from sidecar.edges.restic import CheckResult, Failure, ForgetResult, Restic, ResticError, Snapshot
 from sidecar.locking import LockedOut, run_locked
 
@@ -31,7 +40,7 @@ class Maintenance:
     """The outcome of one forget, prune or check. `result` is the metric label."""
 
     operation: str
-    result: str  # success | failed | skipped | locked | cancelled
+    result: str  # success | failed | skipped | locked | cancelled | refused (by the breaker)
     lock_wait: float = 0.0
     stale_locks_removed: int = 0
     seconds: float = 0.0
@@ -39,6 +48,72 @@ class Maintenance:
     check: CheckResult | None = None
     snapshots: int | None = None
     message: str = ""
+    breaker: Verdict | None = None  # the retention breaker's verdict, when it was asked
+    dry_run_seconds: float = 0.0  # what the breaker's clock check and dry-run cost
+
+
+@dataclass(frozen=True)
+class Breaker:
+    """What the retention breaker needs for one forget or prune (see sidecar.daemon.breaker)."""
+
+    clock: Callable[[], float]  # this sidecar's clock, Unix seconds
+    store_time: Callable[[], dt.datetime]  # the store's clock; raises StoreTimeUnavailable
+    ack: dt.datetime | None = None  # lifeboat.dev/retention-ack, when given
+    bounds: Bounds = DEFAULT_BOUNDS
+
+
+def ask_breaker(restic: Restic, policy: Mapping[str, int], breaker: Breaker) -> Verdict:
+    """The clock check, then `forget --dry-run` judged by the breaker; ResticError propagates."""
+    try:
+        store: dt.datetime | None = breaker.store_time()
+        error = ""
+    except StoreTimeUnavailable as exc:
+        store, error = None, str(exc)
+    local = dt.datetime.fromtimestamp(breaker.clock(), dt.UTC)
+    clock = judge_clock(local, store, breaker.bounds, error=error)
+    if not clock.allowed:
+        return clock
+    plan = restic.forget_plan(policy, tags=["lifeboat"])
+    verdict = judge_forget(
+        plan.keep, plan.remove, policy=policy, now=local, ack=breaker.ack, bounds=breaker.bounds
+    )
+    return replace(verdict, skew_seconds=clock.skew_seconds)
+
+
+def _judged(
+    operation: str, pvc: str, restic: Restic, policy: Mapping[str, int], breaker: Breaker
+) -> tuple[Verdict, float]:
+    started = time.monotonic()
+    verdict = ask_breaker(restic, policy, breaker)
+    seconds = time.monotonic() - started
+    fields = {
+        "pvc": pvc,
+        "operation": operation,
+        "reasons": [r.value for r in verdict.reasons],
+        "message": verdict.message,
+        "retention": render_retention(policy),
+        "skew_seconds": None if verdict.skew_seconds is None else round(verdict.skew_seconds, 1),
+        **({} if verdict.reason in _CLOCK_ONLY else verdict.figures()),
+    }
+    if not verdict.allowed:
+        event(log, "retention.refused", logging.ERROR, **fields)
+    elif verdict.acknowledged:
+        event(log, "retention.acknowledged", logging.WARNING, **fields)
+    return verdict, seconds
+
+
+def _refused(operation: str, verdict: Verdict, seconds: float) -> Maintenance:
+    return Maintenance(
+        operation,
+        "refused",
+        breaker=verdict,
+        message=verdict.message,
+        dry_run_seconds=seconds,
+        seconds=seconds,
+    )
+
+
+_CLOCK_ONLY = (Reason.CLOCK_SKEW, Reason.CLOCK_UNKNOWN)
 
 
 def is_leader(snapshots: list[Snapshot], own: Collection[str]) -> bool:
@@ -60,10 +135,24 @@ def _failed(operation: str, pvc: str, exc: ResticError, started: float) -> Maint
     )
 
 
-def forget(restic: Restic, pvc: str, policy: Mapping[str, int], *, patience: float) -> Maintenance:
-    """`restic forget` of Lifeboat's snapshots by `policy`; data is freed later by prune."""
+def forget(
+    restic: Restic,
+    pvc: str,
+    policy: Mapping[str, int],
+    *,
+    patience: float,
+    breaker: Breaker | None = None,
+) -> Maintenance:
+    """`restic forget` of Lifeboat's snapshots by `policy`, once the breaker lets it through (when
+    given one); data is freed later by prune."""
     started = time.monotonic()
+    verdict: Verdict | None = None
+    judged = 0.0
     try:
+        if breaker is not None:
+            verdict, judged = _judged("forget", pvc, restic, policy, breaker)
+            if not verdict.allowed:
+                return _refused("forget", verdict, judged)
         outcome, wait = run_locked(
             restic, pvc, "forget", lambda: restic.forget(policy, tags=["lifeboat"]), patience=patience
         )
@@ -77,6 +166,7 @@ def forget(restic: Restic, pvc: str, policy: Mapping[str, int], *, patience: flo
         kept=outcome.kept,
         removed=outcome.removed,
         lock_wait_seconds=round(wait.waited, 3),
+        breaker_seconds=round(judged, 3),
     )
     return Maintenance(
         "forget",
@@ -86,23 +176,45 @@ def forget(restic: Restic, pvc: str, policy: Mapping[str, int], *, patience: flo
         seconds=seconds,
         forget=outcome,
         snapshots=outcome.kept,
+        breaker=verdict,
+        dry_run_seconds=judged,
     )
 
 
-def prune(restic: Restic, pvc: str, own: Collection[str], *, patience: float) -> Maintenance:
-    """`restic prune`, by the leader only (see the module docstring)."""
+def prune(
+    restic: Restic,
+    pvc: str,
+    own: Collection[str],
+    *,
+    patience: float,
+    policy: Mapping[str, int] | None = None,
+    breaker: Breaker | None = None,
+) -> Maintenance:
+    """`restic prune`, by the leader only (see the module docstring), and only while the breaker
+    (when given one, with the retention `policy`) would let a forget through: prune is what makes
+    a forget final."""
     started = time.monotonic()
+    verdict: Verdict | None = None
     try:
         if not own or not is_leader(restic.snapshots(), own):
             event(log, "prune.skipped", pvc=pvc, reason="another sidecar wrote the newest snapshot")
             return Maintenance("prune", "skipped", message="not the leader")
+        if breaker is not None and policy:
+            verdict, judged = _judged("prune", pvc, restic, policy, breaker)
+            if not verdict.allowed:
+                return _refused("prune", verdict, judged)
         _, wait = run_locked(restic, pvc, "prune", restic.prune, patience=patience)
     except ResticError as exc:
         return _failed("prune", pvc, exc, started)
     seconds = time.monotonic() - started
     event(log, "prune.finished", pvc=pvc, seconds=round(seconds, 3), lock_wait_seconds=round(wait.waited, 3))
     return Maintenance(
-        "prune", "success", lock_wait=wait.waited, stale_locks_removed=len(wait.removed), seconds=seconds
+        "prune",
+        "success",
+        lock_wait=wait.waited,
+        stale_locks_removed=len(wait.removed),
+        seconds=seconds,
+        breaker=verdict,
     )
 
 

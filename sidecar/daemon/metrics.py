@@ -1,7 +1,8 @@
 """Prometheus metrics and the /healthz, /readyz probes of the sidecar, on one small HTTP server.
 
 Users' worst surprise is learning, on the day they need a restore, that backups stopped weeks ago.
-So every outcome lands in a metric labelled by namespace and PVC, named by Prometheus conventions
+So every outcome lands in a metric labelled by `namespace` and `persistentvolumeclaim` (the labels
+kubelet's volume stats carry), named by Prometheus conventions
 (`_seconds`, `_bytes`, `_total`, timestamps as `_timestamp_seconds`), and the alert examples in
 docs/backup.md only need these. The registry is an instance, not prometheus-client's global, so two
 sidecars in one test process never share numbers.
@@ -18,12 +19,15 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from sidecar.backup.guard import Reason
 from sidecar.backup.guarded import GuardedBackup
+from sidecar.daemon.breaker import Reason as BreakerReason
 from sidecar.daemon.maintenance import Maintenance
 
 BACKUP_RESULTS = ("success", "incomplete", "blocked", "locked", "failed", "cancelled")
-MAINTENANCE_RESULTS = ("success", "failed", "skipped", "locked", "cancelled")
+MAINTENANCE_RESULTS = ("success", "failed", "skipped", "locked", "cancelled", "refused")
 OUTCOMES = ("restored", "fresh", "skipped", "unknown")
-LABELS = ("namespace", "pvc")
+# `persistentvolumeclaim`, as kubelet's and kube-state-metrics' volume series name it, so alerts
+# join with `kubelet_volume_stats_*` without label_replace
+LABELS = ("namespace", "persistentvolumeclaim")
 
 
 class Metrics:
@@ -65,7 +69,10 @@ class Metrics:
             registry=r,
         )
         self.stale_locks = Counter(
-            "lifeboat_stale_locks_removed", "Stale locks removed with `restic unlock`.", LABELS, registry=r
+            "lifeboat_stale_locks_removed",
+            "Stale locks (older than restic's 30 minutes) removed.",
+            LABELS,
+            registry=r,
         )
         self.check_last_success = Gauge(
             "lifeboat_check_last_success_timestamp_seconds",
@@ -100,7 +107,40 @@ class Metrics:
             (*LABELS, "reason"),
             registry=r,
         )
+        self.retention_refusals = Counter(
+            "lifeboat_retention_refusals",
+            "Forgets and prunes the retention breaker refused, by reason.",
+            (*LABELS, "reason"),
+            registry=r,
+        )
+        self.breaker_tripped = Gauge(
+            "lifeboat_retention_breaker_tripped",
+            "1 while the retention breaker holds forget and prune of the repository.",
+            LABELS,
+            registry=r,
+        )
+        self.interval = Gauge(
+            "lifeboat_backup_interval_seconds",
+            "The PVC's schedule: the longest gap between two of its backups (staleness is judged by it).",
+            LABELS,
+            registry=r,
+        )
+        self.started = Gauge(
+            "lifeboat_sidecar_start_time_seconds",
+            "Unix time the backup sidecar started (with no success since then, a PVC was never backed up).",
+            LABELS,
+            registry=r,
+        )
+        self.clock_skew = Gauge(
+            "lifeboat_clock_skew_seconds",
+            "This sidecar's clock minus the store's (its Date header), at the last forget or prune.",
+            LABELS,
+            registry=r,
+        )
         for pvc in pvcs:
+            for cause in BreakerReason:
+                self.retention_refusals.labels(namespace, pvc, cause.value)
+            self.breaker_tripped.labels(namespace, pvc).set(0)
             for result in BACKUP_RESULTS:
                 self.backups.labels(namespace, pvc, result)
             for reason in Reason:
@@ -108,6 +148,10 @@ class Metrics:
             for operation in ("backup", "forget", "prune", "check"):
                 self.lock_wait.labels(namespace, pvc, operation)
             self.stale_locks.labels(namespace, pvc)
+
+    def observe_start(self, pvc: str, interval: int, now: float) -> None:
+        self.interval.labels(self.namespace, pvc).set(interval)
+        self.started.labels(self.namespace, pvc).set(now)
 
     def observe_outcome(self, pvc: str, outcome: str | None) -> None:
         for name in OUTCOMES:
@@ -125,7 +169,7 @@ class Metrics:
                 self.guard_blocked.labels(ns, pvc, reason.value).set(
                     1 if reason is result.verdict.reason else 0
                 )
-        elif result.succeeded:
+        elif result.wrote_snapshot:  # the guard let it through (an incomplete one too)
             for reason in Reason:
                 self.guard_blocked.labels(ns, pvc, reason.value).set(0)
         if result.succeeded and result.summary is not None:
@@ -141,6 +185,13 @@ class Metrics:
         self.stale_locks.labels(ns, pvc).inc(result.stale_locks_removed)
         if result.snapshots is not None:
             self.snapshots.labels(ns, pvc).set(result.snapshots)
+        verdict = result.breaker
+        if verdict is not None:
+            if verdict.skew_seconds is not None:
+                self.clock_skew.labels(ns, pvc).set(verdict.skew_seconds)
+            if not verdict.allowed and verdict.reason is not None:
+                self.retention_refusals.labels(ns, pvc, verdict.reason.value).inc()
+            self.breaker_tripped.labels(ns, pvc).set(0 if verdict.allowed else 1)
         if result.result == "success" and result.operation == "check":
             self.check_last_success.labels(ns, pvc).set(now)
         if result.result == "success" and result.operation == "prune":

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
+import hmac
+import http.client
 import json
 import logging
 import os
 import signal
+import ssl
 import subprocess
 import threading
 import time
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +117,9 @@ class BackupSummary:
     seconds: float
     incomplete: bool = False  # exit 3: snapshot written, some files could not be read
     errors: tuple[str, ...] = ()
+    # what restic could not read (its `error` messages, absolute paths, at most ~2000): the
+    # snapshot lacks these, or holds an older copy of them
+    unreadable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,8 @@ class RestoreSummary:
     files_restored: int
     bytes_restored: int
     seconds: float
+    # extended attributes the target refused (restic's own `error` messages): let pass
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,14 @@ class Lock:
 class ForgetResult:
     kept: int
     removed: int
+
+
+@dataclass(frozen=True)
+class ForgetPlan:
+    """What a `forget` would keep and remove (restic's `--dry-run`), every group together."""
+
+    keep: tuple[Snapshot, ...]
+    remove: tuple[Snapshot, ...]
 
 
 @dataclass(frozen=True)
@@ -174,6 +192,10 @@ class Restic:
     grace: float = 30.0
     cancel: threading.Event = field(default_factory=threading.Event)
     redact: Callable[[str], str] = field(default=lambda text: text)
+    # This pod's hostname when it is provably the pod's own (it equals the pod's name: no
+    # hostNetwork, no fixed spec.hostname); None when another pod could share it. sidecar.locking
+    # applies restic's "this host, dead PID" rule only to locks carrying it.
+    own_host: str | None = None
 
     # -- the one place a process is started --------------------------------------------------
 
@@ -306,12 +328,26 @@ class Restic:
     def restore(
         self, snapshot_id: str, target: Path, *, delete: bool = True, timeout: float | None = None
     ) -> RestoreSummary:
-        """Restores a snapshot into `target`; with `delete`, target ends equal to the snapshot."""
+        """Restores a snapshot into `target`; with `delete`, target ends equal to the snapshot.
+
+        restic already skips, silently, extended attributes a file system does not support or
+        this user may not set (ENOTSUP, EPERM: e.g. `security.selinux` without CAP_SYS_ADMIN).
+        Others the target refuses (a value too large for ext4, ENOSPC/E2BIG) make restic print an
+        `error` for the item and exit 1 after restoring everything else: when every error is an
+        extended attribute, that restore succeeded in all but those attributes, which a retry
+        cannot change; they come back as `warnings` instead of failing the restore forever.
+        """
         args = [snapshot_id, "--target", str(target)]
         if delete:
             args.append("--delete")
         started = time.monotonic()
         completed = self._run("restore", args, timeout=timeout)
+        warnings: list[str] = []
+        if completed.code == 1:
+            warnings = _only_xattr_errors(completed)
+            if warnings:
+                warnings = [self.redact(text) for text in warnings]
+                completed = _Completed(code=0, stdout=completed.stdout, stderr=completed.stderr)
         self._check("restore", completed)
         summary = _summary(completed)
         return RestoreSummary(
@@ -320,6 +356,7 @@ class Restic:
             files_restored=int(summary.get("files_restored", 0)),
             bytes_restored=int(summary.get("bytes_restored", 0)),
             seconds=round(time.monotonic() - started, 3),
+            warnings=tuple(warnings),
         )
 
     def backup(
@@ -346,11 +383,20 @@ class Restic:
         completed = self._run("backup", args, cwd=directory, timeout=timeout, on_line=on_status)
         self._check("backup", completed, ok=(0, 3))
         summary = _summary(completed)
-        errors = tuple(
-            self.redact(str(m.get("error", {}).get("message", m.get("error", ""))))
-            for m in _messages(completed)
-            if m.get("message_type") == "error"
-        )
+        # restic --json prints one `error` message per unreadable item on stderr (once while
+        # scanning, once while archiving: the archiver's is the one that matters)
+        errors: list[str] = []
+        unreadable: dict[str, None] = {}
+        root = os.path.realpath(directory)
+        for line in completed.stderr.splitlines():
+            message = _json_or_none(line)
+            if message is None or message.get("message_type") != "error" or message.get("during") == "scan":
+                continue
+            error = message.get("error")
+            errors.append(self.redact(str(error.get("message", "") if isinstance(error, dict) else error)))
+            item = str(message.get("item") or "")
+            if item:
+                unreadable[os.path.normpath(os.path.join(root, item))] = None
         return BackupSummary(
             snapshot_id=summary.get("snapshot_id"),
             files_new=int(summary.get("files_new", 0)),
@@ -361,7 +407,8 @@ class Restic:
             total_bytes=int(summary.get("total_bytes_processed", 0)),
             seconds=float(summary.get("total_duration", 0.0)),
             incomplete=completed.code == 3,
-            errors=errors,
+            errors=tuple(errors),
+            unreadable=tuple(unreadable),
         )
 
     def forget(
@@ -374,13 +421,7 @@ class Restic:
         timeout: float | None = None,
     ) -> ForgetResult:
         """Applies a retention policy, e.g. keep={"hourly": 24, "daily": 7}."""
-        if not keep:
-            raise ValueError("forget needs at least one keep rule; an empty policy would keep nothing")
-        args = ["--group-by", group_by]
-        for rule, count in keep.items():
-            args += [f"--keep-{rule}", str(count)]
-        for tag in tags:
-            args += ["--tag", tag]
+        args = _forget_args(keep, tags, group_by)
         if prune:
             args.append("--prune")
         completed = self._run("forget", args, timeout=timeout)
@@ -390,6 +431,33 @@ class Restic:
             kept += len(message.get("keep") or [])
             removed += len(message.get("remove") or [])
         return ForgetResult(kept=kept, removed=removed)
+
+    def forget_plan(
+        self,
+        keep: Mapping[str, int],
+        *,
+        tags: Sequence[str] = (),
+        group_by: str = "host,paths",
+        timeout: float | None = None,
+    ) -> ForgetPlan:
+        """What `forget` with the same arguments would keep and remove: `--dry-run`, no lock taken
+        (restic allows `--no-lock` only with `--dry-run`), nothing changed in the repository."""
+        args = [*_forget_args(keep, tags, group_by), "--dry-run"]
+        completed = self._run("forget", args, timeout=timeout or min(self.timeout, 600), lock=False)
+        self._check("forget", completed)
+        text = "".join(completed.stdout).strip()
+        try:
+            groups = json.loads(text) if text else []
+        except json.JSONDecodeError as exc:
+            raise ResticError("forget", Failure.FATAL, 0, f"unparseable dry-run output: {exc}") from None
+        if not isinstance(groups, list):
+            raise ResticError("forget", Failure.FATAL, 0, "unexpected dry-run output")
+        kept: list[Snapshot] = []
+        removed: list[Snapshot] = []
+        for group in groups:
+            kept += [Snapshot.from_json(raw) for raw in group.get("keep") or []]
+            removed += [Snapshot.from_json(raw) for raw in group.get("remove") or []]
+        return ForgetPlan(keep=tuple(kept), remove=tuple(removed))
 
     def prune(self, *, max_unused: str = "5%", timeout: float | None = None) -> None:
         completed = self._run("prune", ["--max-unused", max_unused], timeout=timeout)
@@ -415,9 +483,39 @@ class Restic:
         return None
 
     def unlock(self, *, remove_all: bool = False) -> None:
-        """Removes locks that restic's own rules call stale (never others, unless asked)."""
+        """Removes locks that restic's own rules call stale (never others, unless asked).
+
+        Lifeboat does not call this: restic's "this hostname, PID not running" rule removes live
+        locks of other pods whose hostname equals ours (sidecar.locking); see `remove_lock`."""
         completed = self._run("unlock", ["--remove-all"] if remove_all else [], timeout=120)
         self._check("unlock", completed)
+
+    def remove_lock(self, lock_id: str, *, timeout: float = 60.0) -> None:
+        """Deletes one lock file, `<prefix>/locks/<id>`, from the repository's S3 bucket.
+
+        restic has no command that removes one given lock (`restic unlock` removes every lock its
+        rules call stale, whoever holds it), so the caller judges a lock and this deletes exactly
+        that file: lock files are content-addressed and never rewritten (a refresh writes a new
+        one), so the id cannot name a newer lock. One signed S3 `DeleteObject` (SigV4, standard
+        library only: the long-running sidecar stays small); a lock already gone is not an error.
+        """
+        if len(lock_id) != 64 or any(c not in "0123456789abcdef" for c in lock_id):
+            raise ValueError(f"not a restic lock id: {lock_id!r}")
+        from lifeboat.contract import ConfigError, parse_repository
+
+        try:
+            where = parse_repository(self.repository)
+        except ConfigError as exc:
+            raise ResticError("unlock", Failure.FATAL, None, str(exc)) from None
+        key = f"{where.key_prefix.strip('/')}/locks/{lock_id}"
+        try:
+            status, body = _s3_delete(where.endpoint, where.bucket, key, self.env, timeout=timeout)
+        except (OSError, http.client.HTTPException) as exc:
+            message = self.redact(f"deleting lock {lock_id[:8]}: {type(exc).__name__}: {exc}")
+            raise ResticError("unlock", Failure.FATAL, None, message) from None
+        if status not in (200, 204, 404):
+            message = self.redact(f"deleting lock {lock_id[:8]}: S3 answered {status}: {body[:300]}")
+            raise ResticError("unlock", Failure.FATAL, None, message)
 
     def locks(self) -> list[Lock]:
         """The locks now in the repository, read without taking one."""
@@ -444,6 +542,60 @@ class Restic:
         return found
 
 
+def _s3_delete(
+    endpoint: str, bucket: str, key: str, env: Mapping[str, str], *, timeout: float
+) -> tuple[int, str]:
+    """One path-style S3 `DeleteObject`, signed with AWS Signature V4; returns (status, body)."""
+    parts = urlsplit(endpoint)
+    path = "/" + quote(bucket, safe="") + "/" + quote(key, safe="/")
+    now = dt.datetime.now(dt.UTC)
+    stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    region = env.get("AWS_DEFAULT_REGION") or "us-east-1"
+    empty = hashlib.sha256(b"").hexdigest()
+    headers = {"host": parts.netloc, "x-amz-content-sha256": empty, "x-amz-date": stamp}
+    if env.get("AWS_SESSION_TOKEN"):
+        headers["x-amz-security-token"] = env["AWS_SESSION_TOKEN"]
+    names = sorted(headers)
+    signed = ";".join(names)
+    canonical = "\n".join(
+        ["DELETE", path, "", *(f"{n}:{headers[n].strip()}" for n in names), "", signed, empty]
+    )
+    scope = f"{day}/{region}/s3/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    secret = ("AWS4" + env.get("AWS_SECRET_ACCESS_KEY", "")).encode()
+    for part in (day, region, "s3", "aws4_request"):
+        secret = hmac.new(secret, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(secret, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={env.get('AWS_ACCESS_KEY_ID', '')}/{scope}, "
+        f"SignedHeaders={signed}, Signature={signature}"
+    )
+    host = parts.hostname or ""
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        context = ssl.create_default_context()
+        connection = http.client.HTTPSConnection(host, parts.port, timeout=timeout, context=context)
+    else:
+        connection = http.client.HTTPConnection(host, parts.port, timeout=timeout)
+    try:
+        connection.request("DELETE", path, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read(2000).decode("utf-8", "replace")
+    finally:
+        connection.close()
+
+
+def _forget_args(keep: Mapping[str, int], tags: Sequence[str], group_by: str) -> list[str]:
+    if not keep:
+        raise ValueError("forget needs at least one keep rule; an empty policy would keep nothing")
+    args = ["--group-by", group_by]
+    for rule, count in keep.items():
+        args += [f"--keep-{rule}", str(count)]
+    for tag in tags:
+        args += ["--tag", tag]
+    return args
+
+
 def _json_or_none(line: str) -> dict[str, Any] | None:
     line = line.strip()
     if not line.startswith("{"):
@@ -466,6 +618,26 @@ def _messages(completed: _Completed, *, whole_arrays: bool = False) -> list[dict
         if isinstance(value, list):
             return [v for v in value if isinstance(v, dict)]
     return [m for m in (_json_or_none(line) for line in completed.stdout) if m is not None]
+
+
+def _only_xattr_errors(completed: _Completed) -> list[str]:
+    """restic's error texts when a finished restore (summary printed) failed only on extended
+    attributes, every error accounted for (`There were N errors`); else []."""
+    texts: list[str] = []
+    counted: int | None = None
+    for line in completed.stderr.splitlines():
+        message = _json_or_none(line)
+        if message is None:
+            continue
+        if message.get("message_type") == "error":
+            error = message.get("error")
+            texts.append(str(error.get("message", "") if isinstance(error, dict) else error))
+        elif message.get("message_type") == "exit_error":
+            words = str(message.get("message", "")).split()
+            counted = next((int(w) for w in words if w.isdigit()), None)
+    if not _summary(completed) or counted != len(texts) or not texts:
+        return []
+    return texts if all(text.startswith("xattr.") for text in texts) else []
 
 
 def _summary(completed: _Completed) -> dict[str, Any]:

@@ -5,11 +5,31 @@ missing bucket exits 1, not 10) and it retries a dead endpoint for many minutes.
 must only ever start fresh on a positive "no repository" (rule 2), so this probe asks S3 directly,
 once, with short timeouts and no retries of its own, and classifies the answer.
 
+It also tells a *half-finished init* apart: restic 0.19's `init` writes `keys/<id>` first and
+`config` last, so an init killed in between leaves keys and nothing else. A prefix holding only
+`keys/`, `locks/` and Lifeboat's init claim (`.lifeboat-init`), every object older than
+`half_init_age` (10 minutes: a concurrent init in progress is never mistaken for one), holds no
+snapshot and no data: HALF_INITIALISED. Anything younger is INCONSISTENT (an init may be running);
+anything besides those (`snapshots/`, `data/`, `index/`) is INCONSISTENT whatever its age.
+
+The few writes Lifeboat itself makes outside restic (the backup path's init claim, and removing what
+an abandoned init left) live here too, beside the listing they depend on. The restore path only reads.
+
+Region: when none is configured the probe signs for `us-east-1`; when S3 answers with the bucket's
+region instead (`x-amz-bucket-region` on a 301 or 400, or `Region` in the error body), botocore's
+S3 region redirector signs for that one and asks once more, and remembers it for the bucket. So AWS
+buckets outside us-east-1 work without configuration (tests/unit/sidecar/test_region.py pins it).
+
 boto3 is imported lazily: the long-running sidecar stays small unless it needs to probe.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
+import json
+import socket
+from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -18,14 +38,55 @@ from sidecar.repository import Repository
 if TYPE_CHECKING:
     from sidecar.settings import Settings
 
+# Lifeboat's claim on a repository's creation, beside restic's own files (restic ignores it).
+INIT_CLAIM = ".lifeboat-init"
+# The directories an init (and a lock of a command run against a half-made repository) leaves.
+_INIT_DIRS = ("keys/", "locks/")
+# How old an init's leftovers must be before they count as abandoned. restic's init takes seconds.
+HALF_INIT_AGE = 600.0
+DEFAULT_SIGNING_REGION = "us-east-1"
+
 
 class StoreState(Enum):
     REPOSITORY = "repository"  # a restic `config` object exists at the prefix
     NO_REPOSITORY = "no_repository"  # bucket reachable and empty at this prefix: a positive answer
-    INCONSISTENT = "inconsistent"  # objects at the prefix but no `config`: not a positive "none"
+    # only keys/, locks/ and the init claim, all older than the bound: an init that died between
+    # its key and its config. Positively no snapshot and no data.
+    HALF_INITIALISED = "half_initialised"
+    INCONSISTENT = "inconsistent"  # other objects at the prefix but no `config`: not a positive "none"
     BUCKET_MISSING = "bucket_missing"
     DENIED = "denied"  # credentials refused (403 family)
     UNREACHABLE = "unreachable"  # connection refused, timeout, 5xx, anything unexpected
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """One object an init (or Lifeboat's claim) left, and its age by the store's clock."""
+
+    key: str  # the full object key
+    name: str  # relative to the repository's prefix: `keys/<id>`, `locks/<id>` or INIT_CLAIM
+    age: float  # seconds
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What the store holds at a repository's prefix, with enough detail to create it safely."""
+
+    state: StoreState
+    text: str
+    # when the prefix holds nothing but an init's leftovers (HALF_INITIALISED, or INCONSISTENT
+    # because they are younger than the bound): those objects; empty otherwise
+    leftovers: tuple[Leftover, ...] = ()
+    claim: str | None = None  # the init claim's token, when asked for and present
+
+
+class StoreError(Exception):
+    """A write or read of Lifeboat's own objects failed; `state` says how (DENIED, UNREACHABLE...)."""
+
+    def __init__(self, state: StoreState, text: str) -> None:
+        super().__init__(text)
+        self.state = state
+        self.text = text
 
 
 _DENIED_CODES = {
@@ -41,20 +102,26 @@ _DENIED_CODES = {
 
 
 class StoreProbe:
-    """Asks one S3 endpoint about repositories. Build once; `probe()` per question."""
+    """Asks one S3 endpoint about repositories. Build once; `probe()` per question.
+
+    `region` empty or None: sign for us-east-1 and follow the region S3 names for the bucket.
+    `half_init_age`: how old an init's leftovers must be to count as abandoned (tests shorten it).
+    """
 
     def __init__(
         self,
         access_key: str,
         secret_key: str,
         *,
-        region: str = "us-east-1",
+        region: str | None = None,
         timeout: float = 10.0,
+        half_init_age: float = HALF_INIT_AGE,
     ) -> None:
         self._access_key = access_key
         self._secret_key = secret_key
-        self._region = region
+        self._region = (region or "").strip() or None
         self._timeout = timeout
+        self.half_init_age = half_init_age
         self._clients: dict[str, Any] = {}
 
     @classmethod
@@ -76,7 +143,7 @@ class StoreProbe:
                 endpoint_url=endpoint,
                 aws_access_key_id=self._access_key,
                 aws_secret_access_key=self._secret_key,
-                region_name=self._region,
+                region_name=self._region or DEFAULT_SIGNING_REGION,
                 config=Config(
                     connect_timeout=self._timeout,
                     read_timeout=self._timeout,
@@ -87,31 +154,157 @@ class StoreProbe:
             )
         return self._clients[endpoint]
 
+    def _call(self, endpoint: str, operation: str, **params: Any) -> Any:
+        return getattr(self._client(endpoint), operation)(**params)
+
     def probe(self, repository: Repository) -> tuple[StoreState, str]:
         """Classifies the store's answer for `repository`; the text explains it (secret-free)."""
+        survey = self.survey(repository)
+        return survey.state, survey.text
+
+    def survey(self, repository: Repository, *, read_claim: bool = False) -> Survey:
+        """The probe's answer with an init's leftovers (and, if asked, the claim's token)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        client = self._client(repository.endpoint)
-        prefix = repository.key_prefix.strip("/") + "/"
         try:
-            config = client.list_objects_v2(Bucket=repository.bucket, Prefix=prefix + "config", MaxKeys=10)
-            if any(item.get("Key") == prefix + "config" for item in config.get("Contents", [])):
-                return StoreState.REPOSITORY, f"repository found at {repository.url}"
-            anything = client.list_objects_v2(Bucket=repository.bucket, Prefix=prefix, MaxKeys=1)
-            if anything.get("Contents"):
-                return (
-                    StoreState.INCONSISTENT,
-                    f"objects exist under {repository.url} but no restic config: "
-                    "an interrupted init or a damaged repository; not treated as empty",
-                )
-            return StoreState.NO_REPOSITORY, f"bucket reachable, no repository at {repository.url}"
+            return self._survey(repository, read_claim=read_claim)
         except ClientError as exc:
             response = dict(exc.response)
-            return classify_client_error(response), _describe(response)
+            return Survey(classify_client_error(response), _describe(response))
         except BotoCoreError as exc:
-            return StoreState.UNREACHABLE, f"{type(exc).__name__}: {exc}"
+            return Survey(StoreState.UNREACHABLE, f"{type(exc).__name__}: {exc}")
         except OSError as exc:  # pragma: no cover - botocore wraps these, but be sure
-            return StoreState.UNREACHABLE, f"{type(exc).__name__}: {exc}"
+            return Survey(StoreState.UNREACHABLE, f"{type(exc).__name__}: {exc}")
+
+    def _survey(self, repository: Repository, *, read_claim: bool) -> Survey:
+        endpoint, bucket = repository.endpoint, repository.bucket
+        prefix = _prefix(repository)
+        config = self._call(endpoint, "list_objects_v2", Bucket=bucket, Prefix=prefix + "config", MaxKeys=10)
+        if any(item.get("Key") == prefix + "config" for item in config.get("Contents", [])):
+            return Survey(StoreState.REPOSITORY, f"repository found at {repository.url}")
+        top = self._call(
+            endpoint, "list_objects_v2", Bucket=bucket, Prefix=prefix, Delimiter="/", MaxKeys=1000
+        )
+        dirs = {str(p.get("Prefix", ""))[len(prefix) :] for p in top.get("CommonPrefixes", [])}
+        files = {str(item.get("Key", ""))[len(prefix) :]: item for item in top.get("Contents", [])}
+        if not dirs and not files:
+            return Survey(StoreState.NO_REPOSITORY, f"bucket reachable, no repository at {repository.url}")
+        damaged = Survey(
+            StoreState.INCONSISTENT,
+            f"objects exist under {repository.url} ({', '.join(sorted(dirs | set(files)))[:200]}) "
+            "but no restic config: a damaged repository; not treated as empty",
+        )
+        if top.get("IsTruncated") or not dirs <= set(_INIT_DIRS) or not set(files) <= {INIT_CLAIM}:
+            return damaged
+        now = _store_time(top)
+        found = [(prefix + name, name, item["LastModified"]) for name, item in files.items()]
+        for directory in sorted(dirs):
+            listed = self._call(
+                endpoint, "list_objects_v2", Bucket=bucket, Prefix=prefix + directory, MaxKeys=1000
+            )
+            if listed.get("IsTruncated"):
+                return damaged
+            now = max(now, _store_time(listed))
+            found += [
+                (str(item["Key"]), str(item["Key"])[len(prefix) :], item["LastModified"])
+                for item in listed.get("Contents", [])
+            ]
+        leftovers = tuple(
+            Leftover(key, name, max(0.0, (now - _aware(modified)).total_seconds()))
+            for key, name, modified in found
+        )
+        claim = self._read_claim(repository) if read_claim and INIT_CLAIM in files else None
+        youngest = min((item.age for item in leftovers), default=0.0)
+        names = ", ".join(sorted({item.name.split("/")[0] for item in leftovers}))
+        if youngest < self.half_init_age:
+            return Survey(
+                StoreState.INCONSISTENT,
+                f"only an init's objects ({names}) under {repository.url}, the newest {youngest:.0f}s old: "
+                f"an init in progress, or one abandoned less than {self.half_init_age:.0f}s ago",
+                leftovers,
+                claim,
+            )
+        return Survey(
+            StoreState.HALF_INITIALISED,
+            f"only an abandoned init's objects ({names}) under {repository.url}, the newest "
+            f"{youngest:.0f}s old: no config, no snapshot, no data",
+            leftovers,
+            claim,
+        )
+
+    # -- Lifeboat's own writes: the backup path only ------------------------------------------
+
+    def _read_claim(self, repository: Repository) -> str | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self._call(
+                repository.endpoint,
+                "get_object",
+                Bucket=repository.bucket,
+                Key=_prefix(repository) + INIT_CLAIM,
+            )["Body"].read()
+        except ClientError as exc:
+            if str((exc.response.get("Error") or {}).get("Code")) in ("NoSuchKey", "404"):
+                return None
+            raise
+        try:
+            return str(json.loads(body)["token"])
+        except (ValueError, KeyError, TypeError):
+            return ""  # someone's claim, not ours
+
+    def put_claim(self, repository: Repository, token: str) -> None:
+        """Writes (or overwrites) the init claim. Raises StoreError."""
+        body = json.dumps({"token": token, "host": socket.gethostname()}).encode()
+        self._write(
+            repository,
+            "put_object",
+            Bucket=repository.bucket,
+            Key=_prefix(repository) + INIT_CLAIM,
+            Body=body,
+        )
+
+    def release_claim(self, repository: Repository) -> None:
+        """Deletes the init claim (its holder does, once `init` has run). Raises StoreError."""
+        self.remove(repository, [_prefix(repository) + INIT_CLAIM])
+
+    def remove(self, repository: Repository, keys: list[str]) -> None:
+        """Deletes these objects (full keys under the repository's prefix). Raises StoreError."""
+        prefix = _prefix(repository)
+        for key in keys:
+            if not key.startswith(prefix):  # pragma: no cover - a programming error, never data
+                raise ValueError(f"{key} is not under {prefix}")
+            self._write(repository, "delete_object", Bucket=repository.bucket, Key=key)
+
+    def _write(self, repository: Repository, operation: str, **params: Any) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._call(repository.endpoint, operation, **params)
+        except ClientError as exc:
+            response = dict(exc.response)
+            raise StoreError(classify_client_error(response), _describe(response)) from None
+        except (BotoCoreError, OSError) as exc:
+            raise StoreError(StoreState.UNREACHABLE, f"{type(exc).__name__}: {exc}") from None
+
+
+def _prefix(repository: Repository) -> str:
+    return repository.key_prefix.strip("/") + "/"
+
+
+def _aware(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(str(value))
+
+
+def _store_time(response: dict[str, Any]) -> dt.datetime:
+    """The store's clock (its Date header), so ages do not depend on this node's clock."""
+    headers = (response.get("ResponseMetadata", {}) or {}).get("HTTPHeaders", {}) or {}
+    try:
+        return _aware(email.utils.parsedate_to_datetime(headers["date"]))
+    except (KeyError, TypeError, ValueError):
+        return dt.datetime.now(dt.UTC)
 
 
 def classify_client_error(response: dict[str, Any]) -> StoreState:

@@ -9,13 +9,20 @@ So the table is small and strict:
 | has data  | (not asked)                             | skip                           |
 | pending   | (not asked)                             | finish the interrupted restore |
 | empty     | no repository / no snapshot             | fresh                          |
+| empty     | an abandoned init only: keys/ (locks/,  | fresh: asked as no repository  |
+|           | the init claim), no config, every       | (no config, so no snapshot and |
+|           | object older than 10 minutes            | no data; sidecar.restore.run)  |
 | empty     | snapshots                               | restore latest (or the pinned) |
 | empty     | unreachable, 5xx, timeout, bucket gone, | retry until the deadline (75)  |
 |           | objects without a repository config     |                                |
 | empty     | credentials refused, wrong password     | fail (77)                      |
 | empty     | a pinned snapshot that does not exist   | fail (78): fix the pin         |
 
-Only a *positive* "no repository" or "no snapshot" leads to fresh (rule 2).
+Only a *positive* "no repository" or "no snapshot" leads to fresh (rule 2). An abandoned init is
+one: restic writes keys/ before config, so keys/ without config (and nothing in snapshots/, data/,
+index/) holds nothing to restore; the store probe tells it apart (StoreState.HALF_INITIALISED) and
+the restore asks the table with NO_REPOSITORY for it. Any other object without a config, or an
+init's objects younger than the bound (an init may be running), stays INCONSISTENT: retry.
 """
 
 from __future__ import annotations
@@ -115,7 +122,8 @@ def decide(
                 exit_code=EX_CONFIG,
             )
         what = "no repository" if answer is StoreAnswer.NO_REPOSITORY else "a repository with no snapshot"
-        return Decision(Action.FRESH, f"the store positively holds {what} for this volume")
+        said = f": {detail}" if detail and answer is StoreAnswer.NO_REPOSITORY else ""
+        return Decision(Action.FRESH, f"the store positively holds {what} for this volume{said}")
     chosen = choose_snapshot(snapshots, pin)
     if chosen is None:
         return Decision(

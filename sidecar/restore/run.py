@@ -1,12 +1,14 @@
 """`lifeboat restore`: the init container that fills empty volumes before the app starts.
 
-For each volume: take the volume's flock, look at it, ask the store only if it is empty, decide
+For each volume: take the volume's flock and lease, look at it, ask the store only if it is empty, decide
 (`sidecar.restore.decision`), act. Volumes whose store did not answer positively are retried with capped
 exponential backoff until `LIFEBOAT_RESTORE_DEADLINE` (0 = forever); the app never starts on an
 empty volume while its backup might exist. The outcome of every volume is handed to the backup
 sidecar through `<LIFEBOAT_STATE_DIR>/restore.json`, logged as one JSON line, and summarised in
 the termination-message file that `kubectl describe pod` shows. This path never runs
-`restic init` and never writes to the store.
+`restic init` and writes nothing to the store but restic's own shared lock while `restic restore`
+runs, and the deletion of locks restic calls stale by age (sidecar.locking): a dead cluster's
+exclusive lock must not keep the rebuilt one's app in `Init` forever.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from lifeboat.contract import parse_pin
 from lifeboat.logs import event
 from sidecar.edges import volume as vol
 from sidecar.edges.restic import Failure, Restic, ResticError
 from sidecar.edges.store import StoreProbe, StoreState
-from sidecar.handover import Handover, write_handover
+from sidecar.handover import Handover, record_outcomes
+from sidecar.locking import LockedOut, run_locked
 from sidecar.repository import Repository, for_volume
 from sidecar.restore.decision import (
     Action,
@@ -42,6 +45,8 @@ log = logging.getLogger(__name__)
 
 _PROBE_ANSWERS = {
     StoreState.NO_REPOSITORY: StoreAnswer.NO_REPOSITORY,
+    # keys/ without a config, abandoned: restic too says "no repository" (no snapshot, no data)
+    StoreState.HALF_INITIALISED: StoreAnswer.NO_REPOSITORY,
     StoreState.INCONSISTENT: StoreAnswer.INCONSISTENT,
     StoreState.BUCKET_MISSING: StoreAnswer.BUCKET_MISSING,
     StoreState.DENIED: StoreAnswer.DENIED,
@@ -62,6 +67,12 @@ class Outcome:
     bytes: int = 0
     seconds: float = 0.0
     attempts: int = 0
+    # what restic could not apply and Lifeboat let pass (extended attributes the target refused)
+    warnings: list[str] = field(default_factory=list)
+
+
+# outcomes handed to the sidecar; `waiting` and `failed` are not decisions
+DECIDED = ("restored", "fresh", "skipped")
 
 
 @dataclass
@@ -101,13 +112,30 @@ def restore_once(
     repository: Repository,
     probe: StoreProbe,
     restic: Restic,
+    *,
+    lock_patience: float = 0.0,
+    record: Callable[[Outcome], None] | None = None,
 ) -> tuple[Decision, Outcome]:
-    """One attempt for one volume, under the volume's lock. Never raises for store trouble."""
+    """One attempt for one volume, under the volume's lock. Never raises for store trouble.
+
+    `restic restore` takes a shared lock. When restic says the repository is locked, locks older
+    than restic's stale threshold are removed and the restore retried at once; a live exclusive lock
+    (another pod's prune or check) is waited for up to `lock_patience` seconds (`lock.waiting`,
+    `lock.acquired`), then the attempt ends as a retry like any other store trouble.
+
+    `record` is handed a restore's outcome once its commit record is written, before the renames:
+    from that point every rerun ends `restored` too, so the handover may say so already."""
     started = time.monotonic()
 
     def waiting() -> None:
         event(log, "restore.waiting_for_lock", pvc=spec.pvc, path=str(spec.path))
 
+    if vol.check_readable(spec.path) is VolumeState.HAS_DATA:
+        # a root we may not list but that positively holds data: nothing to lock, nothing touched
+        decision = decide(VolumeState.HAS_DATA, None)
+        return decision, Outcome(
+            spec.pvc, decision.action.value, decision.reason + " (seen by its link count)"
+        )
     with vol.exclusive(spec.path, on_wait=waiting):
         state = vol.inspect(spec.path)
         if state is VolumeState.HAS_DATA:
@@ -115,44 +143,68 @@ def restore_once(
             decision = decide(state, None)
             return decision, Outcome(spec.pvc, decision.action.value, decision.reason)
         if state is VolumeState.PENDING:
-            record = vol.committed(spec.path)
-            vol.move_in(spec.path)
+            committed = vol.committed(spec.path)
             decision = decide(state, None)
-            return decision, Outcome(
+            outcome = Outcome(
                 spec.pvc,
                 Action.RESTORE.value,
                 decision.reason,
-                snapshot=record.get("snapshot"),
-                files=int(record.get("files", 0)),
-                bytes=int(record.get("bytes", 0)),
-                seconds=round(time.monotonic() - started, 3),
+                snapshot=committed.get("snapshot"),
+                files=int(committed.get("files", 0)),
+                bytes=int(committed.get("bytes", 0)),
+                warnings=[str(w) for w in committed.get("warnings", [])],
             )
+            if record is not None:
+                record(outcome)
+            vol.move_in(spec.path)
+            outcome.seconds = round(time.monotonic() - started, 3)
+            return decision, outcome
         answer, snapshots, detail = ask_store(probe, restic, repository)
         decision = decide(state, answer, snapshots, pin, detail)
         if decision.action is Action.RESTORE:
             assert decision.snapshot is not None
+            snapshot_id = decision.snapshot.id
             tree = vol.prepare(spec.path)
             try:
-                summary = restic.restore(decision.snapshot.id, tree, delete=True)
+                summary, _ = run_locked(
+                    restic,
+                    spec.pvc,
+                    "restore",
+                    lambda: restic.restore(snapshot_id, tree, delete=True),
+                    patience=lock_patience,
+                )
             except ResticError as exc:
-                retry = Decision(Action.RETRY, f"restic restore failed: {exc.message}", exit_code=EX_TEMPFAIL)
+                reason = f"restic restore failed: {exc.message}"
+                if isinstance(exc, LockedOut):
+                    reason = f"repository locked by another process for {exc.waited:.0f}s: {exc.message}"
+                retry = Decision(Action.RETRY, reason, exit_code=EX_TEMPFAIL)
                 if exc.failure is Failure.WRONG_PASSWORD:
                     retry = Decision(Action.FAIL, exc.message, exit_code=EX_NOPERM)
                 return retry, Outcome(spec.pvc, "waiting", retry.reason, exit_code=retry.exit_code)
+            warnings = list(summary.warnings)
             vol.commit(
                 spec.path,
-                {"snapshot": decision.snapshot.id, "files": summary.files, "bytes": summary.bytes},
+                {
+                    "snapshot": decision.snapshot.id,
+                    "files": summary.files,
+                    "bytes": summary.bytes,
+                    "warnings": warnings,
+                },
             )
-            vol.move_in(spec.path)
-            return decision, Outcome(
+            outcome = Outcome(
                 spec.pvc,
                 Action.RESTORE.value,
                 decision.reason,
                 snapshot=decision.snapshot.id,
                 files=summary.files,
                 bytes=summary.bytes,
-                seconds=round(time.monotonic() - started, 3),
+                warnings=warnings,
             )
+            if record is not None:
+                record(outcome)
+            vol.move_in(spec.path)
+            outcome.seconds = round(time.monotonic() - started, 3)
+            return decision, outcome
         if decision.action is Action.FRESH:
             vol.discard(spec.path)
             return decision, Outcome(spec.pvc, Action.FRESH.value, decision.reason)
@@ -176,6 +228,7 @@ def restore_volumes(
     deadline = started + settings.restore_deadline if settings.restore_deadline > 0 else None
     results: dict[str, Outcome] = {}
     pending: list[tuple[VolumeSpec, Pin | None, Repository, Restic]] = []
+    patience: dict[str, float] = {}
     for spec in volumes:
         try:
             pin = parse_pin(spec.snapshot or settings.restore_snapshot)
@@ -185,20 +238,43 @@ def restore_volumes(
         repository = for_volume(settings, spec.pvc, spec.repository)
         restic = make_restic(repository)
         restic.cancel = cancel
+        # lock waits happen in sidecar.locking (stale locks removed, live ones waited for and
+        # logged), never hidden inside restic's --retry-lock, which cannot remove a stale lock
+        patience[spec.pvc], restic.lock_retry = restic.lock_retry, 0
         pending.append((spec, pin, repository, restic))
     attempt = 0
+
+    def hand_over(outcome: Outcome) -> None:
+        handed = _hand_over(settings, [outcome], dt.datetime.now(dt.UTC)).get(outcome.pvc)
+        if outcome.outcome == "skipped" and handed is not None and handed.outcome != "skipped":
+            # an earlier attempt of this pod's restore filled the volume: it stays that outcome
+            outcome.outcome, outcome.snapshot = handed.outcome, handed.snapshot
+            outcome.reason = f"{handed.outcome} by an earlier attempt in this pod; {outcome.reason}"
+
     while pending:
         waiting = []
         for spec, pin, repository, restic in pending:
             try:
-                decision, outcome = restore_once(spec, pin, repository, probe, restic)
+                decision, outcome = restore_once(
+                    spec, pin, repository, probe, restic, lock_patience=patience[spec.pvc], record=hand_over
+                )
+            except vol.VolumeUnreadable as exc:
+                decision = Decision(Action.FAIL, f"volume {spec.pvc}: {exc}", exit_code=EX_NOPERM)
+                outcome = Outcome(spec.pvc, "failed", decision.reason, exit_code=EX_NOPERM)
             except vol.VolumeError as exc:
                 decision = Decision(Action.FAIL, f"--volume {spec.pvc}: {exc}", exit_code=EX_CONFIG)
                 outcome = Outcome(spec.pvc, "failed", decision.reason, exit_code=EX_CONFIG)
+            except PermissionError as exc:
+                # the same user will be refused again: a retry or a container restart cannot help
+                reason = f"volume {spec.path}: {exc}; {vol.OWNER_FIX}"
+                decision = Decision(Action.FAIL, reason, exit_code=EX_NOPERM)
+                outcome = Outcome(spec.pvc, "failed", reason, exit_code=EX_NOPERM)
             except OSError as exc:
                 decision = Decision(Action.FAIL, f"volume {spec.path}: {exc}", exit_code=EX_TEMPFAIL)
                 outcome = Outcome(spec.pvc, "failed", decision.reason, exit_code=EX_TEMPFAIL)
             outcome.attempts = attempt + 1
+            if outcome.outcome in DECIDED:
+                hand_over(outcome)  # durable at once: a later failure must not lose it
             if decision.action is Action.RETRY and not cancel.is_set():
                 event(
                     log,
@@ -249,6 +325,7 @@ def summary_line(outcomes: Sequence[Outcome]) -> str:
             size = _human(o.bytes)
             parts.append(
                 f"{o.pvc}: restored {(o.snapshot or '')[:8]} ({o.files} files, {size}, {o.seconds:.1f}s)"
+                + (f", {len(o.warnings)} warnings" if o.warnings else "")
             )
         elif o.outcome in ("failed", "waiting"):
             parts.append(f"{o.pvc}: {o.outcome} (exit {o.exit_code}): {o.reason}")
@@ -283,12 +360,23 @@ def report(settings: Settings, outcomes: Sequence[Outcome], now: dt.datetime, se
         settings.termination_message_path.write_text(line + "\n")
     except OSError as exc:
         event(log, "restore.termination_message_unwritable", logging.WARNING, error=str(exc))
-    if code == EX_OK:
-        try:
-            write_handover(
-                settings.state_dir,
-                {o.pvc: Handover(o.outcome, o.snapshot, now.isoformat()) for o in outcomes},
-            )
-        except OSError as exc:
-            event(log, "restore.handover_unwritable", logging.WARNING, error=str(exc))
+    # per volume, whatever the exit code: a volume handled now stays handled on the rerun
+    _hand_over(settings, outcomes, now)
     return code
+
+
+def _hand_over(settings: Settings, outcomes: Sequence[Outcome], now: dt.datetime) -> dict[str, Handover]:
+    """Merges the decided outcomes into the handover file; returns what it says (never raises).
+
+    The sidecar only reads it once the init container has exited 0, when every volume is
+    decided; until then it records what earlier attempts in this pod did."""
+    decided = {
+        o.pvc: Handover(o.outcome, o.snapshot, now.isoformat()) for o in outcomes if o.outcome in DECIDED
+    }
+    if not decided:
+        return {}
+    try:
+        return record_outcomes(settings.state_dir, decided)
+    except OSError as exc:
+        event(log, "restore.handover_unwritable", logging.WARNING, error=str(exc))
+        return {}

@@ -14,9 +14,13 @@ import datetime as dt
 import hashlib
 import json
 import os
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.poly1305 import Poly1305
+
+if TYPE_CHECKING:
+    from tests.conftest import Store
 
 
 def _mac(k: bytes, r: bytes, nonce: bytes, data: bytes) -> bytes:
@@ -78,3 +82,48 @@ def lock_file(
     ).encode()
     blob = _seal(key, plain)
     return hashlib.sha256(blob).hexdigest(), blob
+
+
+def _prefix(pvc: str, namespace: str = "apps") -> str:
+    return f"lifeboat/{namespace}/{pvc}/"
+
+
+def forge_lock(
+    store: Store,
+    pvc: str,
+    *,
+    hostname: str,
+    pid: int,
+    exclusive: bool = True,
+    age: dt.timedelta = dt.timedelta(0),
+) -> str:
+    """Writes a lock `age` old into the PVC's repository (which must exist); returns its id."""
+    from tests.conftest import PASSWORD
+
+    client = store.server.client()
+    (key_name,) = store.keys(_prefix(pvc) + "keys/")
+    key_file = client.get_object(Bucket=store.bucket, Key=key_name)["Body"].read()  # type: ignore[attr-defined]
+    key = master_key(key_file, PASSWORD)
+    when = dt.datetime.now(dt.UTC) - age
+    lock_id, blob = lock_file(key, hostname=hostname, pid=pid, exclusive=exclusive, time=when)
+    client.put_object(Bucket=store.bucket, Key=f"{_prefix(pvc)}locks/{lock_id}", Body=blob)  # type: ignore[attr-defined]
+    return lock_id
+
+
+def drop_lock(store: Store, pvc: str, lock_id: str) -> None:
+    """Deletes a lock file, as its holder does when its operation ends."""
+    client = store.server.client()
+    client.delete_object(Bucket=store.bucket, Key=f"{_prefix(pvc)}locks/{lock_id}")  # type: ignore[attr-defined]
+
+
+def pid_not_running_here() -> int:
+    """A PID no process has in this PID namespace: another pod's restic could have it in its own."""
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid -= 1

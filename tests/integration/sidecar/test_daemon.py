@@ -25,11 +25,13 @@ def eventually(condition: Callable[[], bool], timeout: float = 60.0) -> None:
 
 
 def backups(port: int, result: str = "success") -> float:
-    return metric(scrape(port)[1], "lifeboat_backups_total", pvc="data", result=result) or 0.0
+    return (
+        metric(scrape(port)[1], "lifeboat_backups_total", persistentvolumeclaim="data", result=result) or 0.0
+    )
 
 
 def stamp(port: int, name: str) -> float | None:
-    return metric(scrape(port)[1], name, pvc="data")
+    return metric(scrape(port)[1], name, persistentvolumeclaim="data")
 
 
 def test_fresh_volume_gets_its_first_backup_soon_after_start_and_metrics_show_it(
@@ -46,7 +48,7 @@ def test_fresh_volume_gets_its_first_backup_soon_after_start_and_metrics_show_it
         assert scrape(port, "/healthz")[0] == 200
         eventually(lambda: backups(port) == 1)
         text = scrape(port)[1]
-        labels = {"namespace": "apps", "pvc": "data"}
+        labels = {"namespace": "apps", "persistentvolumeclaim": "data"}
         assert metric(text, "lifeboat_backup_last_success_timestamp_seconds", **labels) == pytest.approx(
             time.time(), abs=120
         )
@@ -66,14 +68,22 @@ def test_fresh_volume_gets_its_first_backup_soon_after_start_and_metrics_show_it
         sidecar.scheduler.run_now("check:data")
         eventually(
             lambda: (
-                metric(scrape(port)[1], "lifeboat_check_last_success_timestamp_seconds", pvc="data")
+                metric(
+                    scrape(port)[1],
+                    "lifeboat_check_last_success_timestamp_seconds",
+                    persistentvolumeclaim="data",
+                )
                 is not None
             )
         )
         sidecar.scheduler.run_now("prune:data")
         eventually(
             lambda: (
-                metric(scrape(port)[1], "lifeboat_prune_last_success_timestamp_seconds", pvc="data")
+                metric(
+                    scrape(port)[1],
+                    "lifeboat_prune_last_success_timestamp_seconds",
+                    persistentvolumeclaim="data",
+                )
                 is not None
             )
         )

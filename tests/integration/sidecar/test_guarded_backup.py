@@ -56,8 +56,10 @@ def test_empty_volume_is_not_backed_up_over_history(
     assert len(snapshots(seaweed, "data")) == 1
     assert any(getattr(r, "event", "") == "guard.blocked" for r in caplog.records)
     text = restarted.metrics.render().decode()
-    assert 'lifeboat_guard_blocked{namespace="apps",pvc="data",reason="empty"} 1.0' in text
-    assert 'lifeboat_backups_total{namespace="apps",pvc="data",result="blocked"} 1.0' in text
+    assert 'lifeboat_guard_blocked{namespace="apps",persistentvolumeclaim="data",reason="empty"} 1.0' in text
+    assert (
+        'lifeboat_backups_total{namespace="apps",persistentvolumeclaim="data",result="blocked"} 1.0' in text
+    )
 
 
 def test_volume_that_shrank_past_the_limit_is_refused(seaweed: Store, tmp_path: Path) -> None:
@@ -117,10 +119,10 @@ def test_forget_applies_the_retention_policy_after_each_backup(seaweed: Store, t
         assert worker.backup().succeeded
     assert len(snapshots(seaweed, "data")) == 2
     text = sidecar.metrics.render().decode()
-    assert 'lifeboat_snapshots{namespace="apps",pvc="data"} 2.0' in text
+    assert 'lifeboat_snapshots{namespace="apps",persistentvolumeclaim="data"} 2.0' in text
     assert (
-        'lifeboat_maintenance_total{namespace="apps",operation="forget",pvc="data",result="success"} 4.0'
-        in text
+        'lifeboat_maintenance_total{namespace="apps",operation="forget",'
+        'persistentvolumeclaim="data",result="success"} 4.0' in text
     )
 
 

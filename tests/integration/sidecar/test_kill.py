@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -35,6 +36,8 @@ def job_env(store: Store, tmp_path: Path) -> dict[str, str]:
         "LIFEBOAT_STATE_DIR": str(tmp_path / "state"),
         "RESTIC_CACHE_DIR": str(tmp_path / "cache"),
         "LIFEBOAT_LOCK_RETRY": "30",
+        # a pod's hostname is its name: a killed restic's lock is this pod's own (sidecar.locking)
+        "LIFEBOAT_POD_NAME": socket.gethostname(),
     }
 
 
@@ -72,7 +75,7 @@ def timed_run(store: Store, tmp_path: Path, job: str, volume: VolumeSpec) -> flo
 
 
 def worker_for(store: Store, tmp_path: Path, volume: VolumeSpec) -> VolumeWorker:
-    conf = settings(store, tmp_path)
+    conf = settings(store, tmp_path, LIFEBOAT_POD_NAME=socket.gethostname())
     handover(conf.state_dir, **{volume.pvc: "skipped"})
     return Sidecar.from_settings([volume], conf).workers[0]
 

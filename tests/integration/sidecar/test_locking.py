@@ -2,6 +2,8 @@
 
 "Another host" is a restic process in its own UTS namespace (`unshare --uts`, root) with its own
 hostname, so restic on this host cannot see whether it still runs and must treat it as live.
+"Another pod with our hostname" is a forged lock (tests/support/lockforge.py) with this hostname and
+a PID that no process has here: restic's own rule would call it stale, Lifeboat must not.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -20,8 +23,8 @@ import pytest
 
 from sidecar.daemon.main import Sidecar, VolumeWorker
 from sidecar.settings import VolumeSpec
-from tests.conftest import PASSWORD, RESTIC, Store
-from tests.support.lockforge import lock_file, master_key
+from tests.conftest import RESTIC, Store
+from tests.support.lockforge import forge_lock, pid_not_running_here
 from tests.support.sidecar import fill, handover, locks, settings, snapshots
 
 pytestmark = [
@@ -73,12 +76,50 @@ def hold_exclusive_lock_then_die(store: Store, *, other_host: bool) -> None:
     assert len(locks(store, "data")) == 1
 
 
-def test_lock_of_a_killed_process_on_this_host_is_removed_and_the_backup_succeeds(
+def test_lock_of_a_killed_process_on_this_host_is_kept_until_30_minutes_old(
     seaweed: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    w = worker(seaweed, tmp_path)
+    # restic's own rule (same hostname, PID not running) would remove it at once; Lifeboat cannot
+    # tell a dead process of ours from a live one of another pod with the same hostname
+    w = worker(seaweed, tmp_path, LIFEBOAT_LOCK_RETRY="3")
     assert w.backup().succeeded
     hold_exclusive_lock_then_die(seaweed, other_host=False)
+    with caplog.at_level(logging.INFO):
+        result = w.backup()
+    assert result.result == "locked", result.message
+    assert result.stale_locks_removed == 0
+    assert len(locks(seaweed, "data")) == 1
+    held = [r for r in caplog.records if getattr(r, "event", "") == "lock.held"]
+    assert held and held[0].fields["lock_host"] == socket.gethostname()  # type: ignore[attr-defined]
+    assert held[0].fields["stale_in_seconds"] > 25 * 60  # type: ignore[attr-defined]
+
+
+def test_fresh_lock_with_our_hostname_and_a_pid_not_running_here_is_not_removed_and_the_backup_waits(
+    seaweed: Store, tmp_path: Path
+) -> None:
+    # e.g. another hostNetwork pod on this node: same hostname, its own PID namespace, alive
+    w = worker(seaweed, tmp_path, LIFEBOAT_LOCK_RETRY="3")
+    assert w.backup().succeeded
+    lock_id = forge_lock(seaweed, "data", hostname=socket.gethostname(), pid=pid_not_running_here())
+    result = w.backup()
+    assert result.result == "locked", result.message
+    assert result.lock_wait >= 3
+    assert locks(seaweed, "data") == [lock_id]
+    assert len(snapshots(seaweed, "data")) == 1
+
+
+def test_lock_with_our_hostname_over_30_minutes_old_is_removed_and_the_backup_succeeds(
+    seaweed: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = worker(seaweed, tmp_path, LIFEBOAT_LOCK_RETRY="3")
+    assert w.backup().succeeded
+    forge_lock(
+        seaweed,
+        "data",
+        hostname=socket.gethostname(),
+        pid=pid_not_running_here(),
+        age=dt.timedelta(minutes=31),
+    )
     with caplog.at_level(logging.INFO):
         result = w.backup()
     assert result.result == "success", result.message
@@ -86,7 +127,8 @@ def test_lock_of_a_killed_process_on_this_host_is_removed_and_the_backup_succeed
     assert locks(seaweed, "data") == []
     assert any(getattr(r, "event", "") == "lock.stale_removed" for r in caplog.records)
     assert (
-        'lifeboat_stale_locks_removed_total{namespace="apps",pvc="data"} 1.0' in w.metrics.render().decode()
+        'lifeboat_stale_locks_removed_total{namespace="apps",persistentvolumeclaim="data"} 1.0'
+        in w.metrics.render().decode()
     )
 
 
@@ -104,7 +146,7 @@ def test_lock_of_another_host_is_respected_and_the_wait_is_measured(
     held = [r for r in caplog.records if getattr(r, "event", "") == "lock.held"]
     assert held and held[0].fields["lock_host"] == "elsewhere"  # type: ignore[attr-defined]
     text = w.metrics.render().decode()
-    assert 'lifeboat_backups_total{namespace="apps",pvc="data",result="locked"} 1.0' in text
+    assert 'lifeboat_backups_total{namespace="apps",persistentvolumeclaim="data",result="locked"} 1.0' in text
     wait = w.metrics.lock_wait.labels("apps", "data", "backup")._value.get()
     assert wait >= 3
 
@@ -114,14 +156,7 @@ def test_lock_another_host_left_over_30_minutes_ago_is_stale_and_removed(
 ) -> None:
     w = worker(seaweed, tmp_path, LIFEBOAT_LOCK_RETRY="3")
     assert w.backup().succeeded
-    client = seaweed.server.client()
-    prefix = "lifeboat/apps/data/"
-    (key_name,) = [k for k in seaweed.keys(prefix + "keys/")]
-    key_file = client.get_object(Bucket=seaweed.bucket, Key=key_name)["Body"].read()  # type: ignore[attr-defined]
-    key = master_key(key_file, PASSWORD)
-    old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=31)
-    lock_id, blob = lock_file(key, hostname="elsewhere", pid=4242, exclusive=True, time=old)
-    client.put_object(Bucket=seaweed.bucket, Key=f"{prefix}locks/{lock_id}", Body=blob)  # type: ignore[attr-defined]
+    lock_id = forge_lock(seaweed, "data", hostname="elsewhere", pid=4242, age=dt.timedelta(minutes=31))
     assert locks(seaweed, "data") == [lock_id]
     result = w.backup()
     assert result.result == "success", result.message

@@ -43,7 +43,7 @@ def test_check_that_finds_damage_is_reported_and_never_counted_as_success(
     checked = worker.check()
     assert checked.result == "failed"
     text = sidecar.metrics.render().decode()
-    assert 'operation="check",pvc="data",result="failed"} 1.0' in text
+    assert 'operation="check",persistentvolumeclaim="data",result="failed"} 1.0' in text
     assert "lifeboat_check_last_success_timestamp_seconds{" not in text
 
 

@@ -216,19 +216,27 @@ def test_plan_carries_uid_schedule_retention_snapshot_adopt_and_repository() -> 
     assert isinstance(decision, Inject)
     (volume,) = decision.volumes
     assert volume.uid == "uid-d"
-    assert decision.schedule == "0 3 * * *"
-    assert decision.retention == "daily=7,weekly=4"
+    assert volume.schedule == "0 3 * * *"
+    assert volume.retention == "daily=7,weekly=4"
     assert volume.snapshot == "2026-01-31T23:00:00Z"
-    assert decision.adopt is True
+    assert volume.adopt is True
     assert volume.repository == "s3:https://s3.example.com/volsync/app"
 
 
-def test_the_most_frequent_schedule_wins_when_pvcs_disagree_with_a_warning() -> None:
-    decision = decide(request(pod("a", "b")), {"a": pvc("a", "daily"), "b": pvc("b", "hourly")}, CONTEXT)
+def test_every_per_pvc_setting_stays_with_its_own_pvc() -> None:
+    """Issue 9 item 3: a scratch PVC's `last=1` or `adopt` never reaches the database PVC."""
+    scratch = pvc("scratch", "hourly", **{"lifeboat.dev/retention": "last=1", "lifeboat.dev/adopt": "true"})
+    database = pvc("db", "daily", **{"lifeboat.dev/schedule": "*/10 * * * *"})
+    decision = decide(request(pod("scratch", "db")), {"scratch": scratch, "db": database}, CONTEXT)
     assert isinstance(decision, Inject)
-    assert decision.schedule == "hourly"
-    assert any("different schedules" in w for w in decision.warnings)
-    assert all(len(w) <= 256 for w in decision.warnings)
+    plans = {v.pvc: v for v in decision.volumes}
+    assert (plans["scratch"].schedule, plans["scratch"].retention, plans["scratch"].adopt) == (
+        "hourly",
+        "last=1",
+        True,
+    )
+    assert (plans["db"].schedule, plans["db"].retention, plans["db"].adopt) == ("*/10 * * * *", None, False)
+    assert not decision.warnings  # nothing is merged, so there is nothing to warn about
 
 
 def test_a_pvc_mounted_by_two_volumes_is_backed_up_once() -> None:

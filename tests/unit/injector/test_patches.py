@@ -167,9 +167,11 @@ def test_snapshot_and_repository_annotations_become_per_volume_arguments(setting
     at = restore["args"].index("--snapshot")
     assert restore["args"][at : at + 2] == ["--snapshot", "db=2026-01-31T23:00:00Z"]
     assert "--snapshot" not in backup["args"]
-    env = {e["name"]: e.get("value") for e in backup["env"]}
-    assert env["LIFEBOAT_SCHEDULE"] == "hourly"
-    assert env["LIFEBOAT_RETENTION"] == "hourly=24,daily=7,weekly=4,monthly=6"
+    # schedule and retention are the PVC's own arguments, never a pod-wide variable
+    args = backup["args"]
+    assert "media=hourly" in args and "db=daily" in args
+    assert args[args.index("--retention") + 1] == "media=hourly=24,daily=7,weekly=4,monthly=6"
+    assert not {"LIFEBOAT_SCHEDULE", "LIFEBOAT_RETENTION"} & {e["name"] for e in backup["env"]}
     (_, pg), *_ = [c for c in CASES if c[0].startswith("04")]
     patched, _ = inject(pg, settings, native=True)
     assert (
@@ -184,7 +186,7 @@ def test_root_containers_get_only_the_capabilities_that_preserve_ownership(setti
     restore, backup = patched["spec"]["initContainers"][:2]
     assert restore["securityContext"]["capabilities"] == {
         "drop": ["ALL"],
-        "add": ["CHOWN", "DAC_OVERRIDE", "FOWNER"],
+        "add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"],
     }
     assert backup["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["DAC_OVERRIDE"]}
     assert restore["securityContext"]["allowPrivilegeEscalation"] is False
@@ -203,9 +205,7 @@ def test_non_root_pods_get_containers_that_pass_pod_security_restricted(settings
 
 def test_a_pod_without_init_containers_volumes_or_annotations_gets_the_lists_created(settings) -> None:
     pod = {"metadata": {}, "spec": {"containers": [{"name": "a", "image": "a"}]}}
-    plan = Inject(
-        volumes=(), schedule="daily", retention=None, adopt=False, native_sidecar=True, hardening="non-root"
-    )
+    plan = Inject(volumes=(), native_sidecar=True, hardening="non-root")
     ops = build_patch(pod, plan, settings)
     patched = jsonpatch.apply_patch(pod, ops)
     assert [c["name"] for c in patched["spec"]["initContainers"]] == ["lifeboat-restore", "lifeboat-backup"]

@@ -44,9 +44,6 @@ def test_runtime_fields_all_come_from_the_settings_model() -> None:
 def test_the_injector_sets_only_variables_the_runtime_declares() -> None:
     plan = Inject(
         volumes=(VolumePlan("data", "data", "uid-1", "hourly", retention="daily=7"),),
-        schedule="hourly",
-        retention="daily=7",
-        adopt=False,
         native_sidecar=True,
         hardening="root-minimal-capabilities",
     )

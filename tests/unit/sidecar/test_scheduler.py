@@ -56,3 +56,13 @@ def test_a_job_triggered_while_running_does_not_start_a_second_copy() -> None:
     finally:
         scheduler.shutdown()
     assert max(peak) == 1
+
+
+def test_the_expected_interval_is_the_longest_gap_of_the_schedule() -> None:
+    from lifeboat.contract import parse_schedule
+    from sidecar.daemon.cadence import expected_interval
+
+    assert expected_interval(parse_schedule("hourly")) == 3600
+    assert expected_interval(parse_schedule("daily")) == 86400
+    assert expected_interval(parse_schedule("*/10 * * * *")) == 600
+    assert expected_interval(parse_schedule("0 3 * * 1-5")) == 3 * 86400  # Friday to Monday

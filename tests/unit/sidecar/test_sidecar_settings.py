@@ -137,3 +137,49 @@ def test_runtime_survives_the_handover_between_processes() -> None:
     assert again == runtime
     assert "secret-key-value" not in repr(again)
     assert again.volumes[0].repository == "s3:http://127.0.0.1:9/bucket/lifeboat/apps/data"
+
+
+def test_per_pvc_settings_survive_the_handover_to_the_slim_process(tmp_path: Path) -> None:
+    from sidecar.settings import parse_volumes
+
+    volumes = parse_volumes(
+        [f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}"],
+        schedule=["a=*/10 * * * *"],
+        retention=["b=last=3"],
+        adopt=["a=true"],
+        retention_ack=["b=2026-11-27T10:00:00Z"],
+    )
+    runtime = build_runtime(load_sidecar_settings({**BASE, "LIFEBOAT_SCHEDULE": "daily"}), volumes)
+    again = Runtime.from_json(runtime.to_json())
+    a, b = again.volumes
+    assert (again.schedule_of(a).cron, again.retention_of(a), again.adopt_of(a)) == (
+        "*/10 * * * *",
+        {"last": 24, "daily": 7, "weekly": 4, "monthly": 6},  # the default of a's own (cron) schedule
+        True,
+    )
+    assert (again.schedule_of(b).kind, again.retention_of(b), again.adopt_of(b)) == (
+        "daily",
+        {"last": 3},
+        False,
+    )
+    assert again.retention_ack_of(b) == "2026-11-27T10:00:00Z" and again.retention_ack_of(a) is None
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "named"),
+    [
+        ("schedule", "a=99 * * * *", "--schedule a"),
+        ("retention", "a=last=0", "--retention a"),
+        ("adopt", "a=perhaps", "--adopt a"),
+        ("retention_ack", "a=yesterday", "--retention-ack a"),
+        ("schedule", "zz=hourly", "--schedule: PVC 'zz' has no matching --volume"),
+    ],
+)
+def test_a_bad_per_pvc_setting_names_the_option_and_the_pvc(
+    option: str, value: str, named: str, tmp_path: Path
+) -> None:
+    from sidecar.settings import ConfigError, parse_volumes
+
+    with pytest.raises(ConfigError) as refused:
+        parse_volumes([f"a={tmp_path / 'a'}"], **{option: [value]})
+    assert named in str(refused.value)
