@@ -223,19 +223,45 @@ def volume_plan(volume: str, pvc: PvcInfo) -> VolumePlan:
     )
 
 
+def _app_identity(pod: Mapping[str, Any], volumes: set[str]) -> tuple[int | None, int | None]:
+    """The runAsUser/runAsGroup of the app container that mounts a labelled volume (else of the
+    first container that sets one): the identity that can read the data it writes."""
+    containers = [c for c in (pod.get("spec") or {}).get("containers") or [] if isinstance(c, Mapping)]
+
+    def mounts_labelled(container: Mapping[str, Any]) -> bool:
+        mounts = container.get("volumeMounts") or []
+        return any(isinstance(m, Mapping) and m.get("name") in volumes for m in mounts)
+
+    for container in sorted(containers, key=lambda c: not mounts_labelled(c)):
+        security = container.get("securityContext") or {}
+        user = security.get("runAsUser") if isinstance(security, Mapping) else None
+        if isinstance(user, int) and not isinstance(user, bool) and user > 0:
+            group = security.get("runAsGroup")
+            return user, group if isinstance(group, int) and not isinstance(group, bool) else None
+    return None, None
+
+
 def _hardening(
-    pod: Mapping[str, Any], namespace_labels: Mapping[str, str] | None
+    pod: Mapping[str, Any], namespace_labels: Mapping[str, str] | None, volumes: set[str]
 ) -> tuple[Hardening, int | None, int | None]:
-    """Root with three capabilities preserves file ownership; restricted namespaces get non-root."""
+    """Root with minimal capabilities preserves file ownership; restricted namespaces get non-root.
+
+    Non-root runs as the pod's runAsUser/runAsGroup; where the pod sets none, as the app container's
+    that mounts the data (issue 9 item 4: 65532 could not read a non-root app's files, and the
+    backup silently left them out). fsGroup and supplementalGroups are pod-wide: the injected
+    containers get them like every other container.
+    """
     security = (pod.get("spec") or {}).get("securityContext") or {}
     restricted = (namespace_labels or {}).get(POD_SECURITY_ENFORCE_LABEL) == "restricted"
     if restricted or security.get("runAsNonRoot") is True:
+        app_user, app_group = _app_identity(pod, volumes)
         user = security.get("runAsUser")
         group = security.get("runAsGroup")
+        pod_user = user if isinstance(user, int) and user > 0 else None
         return (
             "non-root",
-            user if isinstance(user, int) and user > 0 else 65532,
-            group if isinstance(group, int) else None,
+            pod_user or app_user or 65532,
+            group if isinstance(group, int) else (app_group if pod_user is None else None),
         )
     return "root-minimal-capabilities", None, None
 
@@ -290,7 +316,7 @@ def decide(
             f"Lifeboat refuses the pod: its container name {BACKUP_CONTAINER!r} is reserved for the backup "
             f"sidecar. Rename that container."
         )
-    hardening, user, group = _hardening(pod, context.namespace_labels)
+    hardening, user, group = _hardening(pod, context.namespace_labels, {p.volume for p in plans})
     return Inject(
         volumes=tuple(plans),
         native_sidecar=context.native_sidecars,

@@ -245,6 +245,26 @@ def test_a_pvc_mounted_by_two_volumes_is_backed_up_once() -> None:
     assert pvc_claims(p) == [("v-d", "d")]
 
 
+def test_without_a_pod_level_user_the_backup_runs_as_the_app_container_that_mounts_the_data() -> None:
+    """Issue 9 item 4: 65532 could not read a non-root app's files; the backup left them out."""
+    p = pod("d", securityContext={"runAsNonRoot": True, "fsGroup": 2000})
+    p["spec"]["containers"] = [
+        {"name": "helper", "image": "h", "securityContext": {"runAsUser": 5000}},
+        {
+            "name": "app",
+            "image": "app",
+            "securityContext": {"runAsUser": 1000, "runAsGroup": 1001},
+            "volumeMounts": [{"name": "v-d", "mountPath": "/data"}],
+        },
+    ]
+    decision = decide(request(p), {"d": pvc("d")}, CONTEXT)
+    assert isinstance(decision, Inject) and decision.hardening == "non-root"
+    assert (decision.run_as_user, decision.run_as_group) == (1000, 1001)
+    p["spec"]["securityContext"]["runAsUser"] = 7  # a pod-level user wins, as Kubernetes applies it
+    decision = decide(request(p), {"d": pvc("d")}, CONTEXT)
+    assert isinstance(decision, Inject) and (decision.run_as_user, decision.run_as_group) == (7, None)
+
+
 def test_restricted_namespaces_and_non_root_pods_get_non_root_containers() -> None:
     restricted = Context(
         own_namespace="lifeboat",
