@@ -40,6 +40,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from lifeboat.logs import event
@@ -95,7 +96,11 @@ def _pid_alive(pid: int) -> bool:
         return False
     except OSError:  # EPERM: a process we may not signal is still a process
         return True
-    return True
+    try:  # a killed restic whose parent died too may linger as a zombie: it holds nothing
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def is_stale(lock: Lock, now: dt.datetime, own_host: str | None = None) -> bool:

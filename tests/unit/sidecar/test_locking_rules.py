@@ -44,3 +44,15 @@ def test_the_hostname_is_the_pods_own_only_when_it_equals_the_pod_name() -> None
     assert own_lock_host(socket.gethostname()) == socket.gethostname()
     assert own_lock_host("some-other-pod") is None  # hostNetwork or a fixed spec.hostname
     assert own_lock_host(None) is None
+
+
+def test_a_zombie_restic_of_this_pod_holds_no_lock() -> None:
+    import subprocess
+    import time
+
+    child = subprocess.Popen(["true"])  # exits at once and stays a zombie until it is reaped
+    time.sleep(0.5)
+    try:
+        assert is_stale(lock("web-0", child.pid, 1), NOW, own_host="web-0")
+    finally:
+        child.wait()
