@@ -160,6 +160,12 @@ def seaweedfs(data_dir: Path, access_key: str, secret_key: str, bucket: str | No
         "-admin.ui=false",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
+        # Every test bucket is a collection with volumes of its own. By default `weed mini` sizes
+        # volumes at up to 1 GiB and allows free disk / that many: on a disk with 63 GB free the
+        # suite's ~100 buckets ran out ("No writable volumes and no free volumes left"). Volumes are
+        # sparse files, so small ones and a fixed, generous count cost nothing.
+        "-master.volumeSizeLimitMB=64",
+        "-volume.max=2000",
     ]
     for flag, port in ports.items():
         argv.append(f"{flag}={port}")
