@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from injector.config import (
     ADOPT_ANNOTATION,
@@ -145,52 +145,47 @@ def precheck(request: PodRequest, context: Context) -> Admit | None:
     return None
 
 
-def _checked(source: str, parse: Callable[[str], object], value: str) -> str:
-    """`value` stripped, once the contract's parser (the runtime's own) accepts it."""
+T = TypeVar("T")
+
+
+def _parsed(source: str, parse: Callable[[str], T], value: str) -> T:
+    """The contract's parser (the runtime's own) applied to `value`; its error names `source`."""
     try:
-        parse(value)
+        return parse(value)
     except ConfigError as exc:
         raise InvalidSetting(f"{source}: {exc}") from None
-    return value.strip()
 
 
 def parse_schedule(value: str, source: str) -> str:
     """``hourly``, ``daily`` or a 5-field crontab expression: exactly what the sidecar runs."""
-    text = _checked(source, contract.parse_schedule, value)
-    return " ".join(text.split())
+    _parsed(source, contract.parse_schedule, value)
+    return " ".join(value.split())
 
 
 def parse_retention(value: str, source: str) -> str:
     """``hourly=24,daily=7,weekly=4,monthly=6``, normalised into restic's rule order."""
-    try:
-        return contract.render_retention(contract.parse_retention(value))
-    except ConfigError as exc:
-        raise InvalidSetting(f"{source}: {exc}") from None
+    return contract.render_retention(_parsed(source, contract.parse_retention, value))
 
 
 def parse_snapshot(value: str, source: str) -> str:
     """A snapshot id (8-64 hex digits), ``latest``, or an RFC 3339 time with a zone."""
-    return _checked(source, contract.parse_pin, value)
+    _parsed(source, contract.parse_pin, value)
+    return value.strip()
 
 
 def parse_adopt(value: str, source: str) -> bool:
-    try:
-        return contract.parse_bool(value)
-    except ConfigError as exc:
-        raise InvalidSetting(f"{source}: {exc}") from None
+    return _parsed(source, contract.parse_bool, value)
 
 
 def parse_repository(value: str, source: str) -> str:
     """An ``s3:`` restic repository URL; credentials in it are refused (and never echoed)."""
-    return _checked(source, contract.parse_repository, value)
+    _parsed(source, contract.parse_repository, value)
+    return value.strip()
 
 
 def parse_retention_ack(value: str, source: str) -> str:
     """The RFC 3339 time a large retention change was acknowledged; its age is the sidecar's call."""
-    try:
-        return contract.parse_retention_ack(value).isoformat().replace("+00:00", "Z")
-    except ConfigError as exc:
-        raise InvalidSetting(f"{source}: {exc}") from None
+    return _parsed(source, contract.parse_retention_ack, value).isoformat().replace("+00:00", "Z")
 
 
 def volume_plan(volume: str, pvc: PvcInfo) -> VolumePlan:

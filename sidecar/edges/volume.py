@@ -307,6 +307,11 @@ def discard(root: Path) -> None:
         raise VolumeError("refusing to discard a committed restore; it must be completed")
     if not work_dir(root).exists():
         return
+    _clear_work_dir(root)
+
+
+def _clear_work_dir(root: Path) -> None:
+    """Removes Lifeboat's work directory and everything in it but the lease (its holder's to drop)."""
     for entry in os.listdir(work_dir(root)):
         if entry == _LEASE:
             continue
@@ -412,13 +417,5 @@ def move_in(root: Path) -> None:
                 os.rename(tree / name, target)
         _fsync_dir(root)
     os.remove(work_dir(root) / _COMMIT)
-    for entry in os.listdir(work_dir(root)):
-        if entry != _LEASE:
-            path = work_dir(root) / entry
-            if path.is_dir() and not path.is_symlink():
-                _rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        os.rmdir(work_dir(root))
+    _clear_work_dir(root)
     _fsync_dir(root)
