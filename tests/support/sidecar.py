@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from devtools import devstore
+from sidecar.daemon.main import Sidecar
 from sidecar.settings import SidecarSettings, VolumeSpec, load_sidecar_settings
 from tests.conftest import RESTIC, Store
 
@@ -49,6 +50,16 @@ def handover(state_dir: Path, **outcomes: str) -> None:
         for pvc, outcome in outcomes.items()
     }
     (state_dir / "restore.json").write_text(json.dumps({"version": 1, "volumes": volumes}))
+
+
+def make(
+    store: Store, tmp_path: Path, volume: VolumeSpec, outcome: str | None = None, **extra: str
+) -> Sidecar:
+    """An in-process sidecar for one volume on `store`, after a restore that ended in `outcome`."""
+    conf = settings(store, tmp_path, **extra)
+    if outcome:
+        handover(conf.state_dir, **{volume.pvc: outcome})
+    return Sidecar.from_settings([volume], conf)
 
 
 def restic(store: Store, pvc: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -13,24 +13,15 @@ from pathlib import Path
 import pytest
 
 from sidecar.backup.guarded import GuardedBackup
-from sidecar.daemon.main import Sidecar, VolumeWorker
+from sidecar.daemon.main import VolumeWorker
 from sidecar.settings import VolumeSpec
 from tests.conftest import RESTIC, Store
 from tests.support import lifeboat_cli
-from tests.support.sidecar import fill, handover, metric, restic, settings, snapshots
+from tests.support.sidecar import fill, make, metric, restic, snapshots
 
 pytestmark = pytest.mark.s3
 
 NOBODY = 65534
-
-
-def make(
-    store: Store, tmp_path: Path, volume: VolumeSpec, outcome: str | None = None, **extra: str
-) -> Sidecar:
-    conf = settings(store, tmp_path, **extra)
-    if outcome:
-        handover(conf.state_dir, **{volume.pvc: outcome})
-    return Sidecar.from_settings([volume], conf)
 
 
 def wipe(path: Path) -> None:

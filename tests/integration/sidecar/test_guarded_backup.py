@@ -8,21 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.daemon.main import Sidecar
 from sidecar.settings import VolumeSpec
 from tests.conftest import Store
-from tests.support.sidecar import fill, handover, settings, snapshots
+from tests.support.sidecar import fill, make, snapshots
 
 pytestmark = pytest.mark.s3
-
-
-def make(
-    store: Store, tmp_path: Path, volume: VolumeSpec, outcome: str | None = None, **extra: str
-) -> Sidecar:
-    conf = settings(store, tmp_path, **extra)
-    if outcome:
-        handover(conf.state_dir, **{volume.pvc: outcome})
-    return Sidecar.from_settings([volume], conf)
 
 
 def test_first_backup_creates_the_repository_and_tags_the_volume_instance(
