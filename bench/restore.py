@@ -4,15 +4,25 @@ Same data, same SeaweedFS (weed mini on loopback, started here), same restic bin
 Lifeboat's figure is the whole init container as a pod runs it: process start, configuration,
 the volume's lock and emptiness check, the S3 probe (boto3), `restic snapshots`, `restic restore`
 into the work directory, fsync, commit record, renames into place, handover and termination
-message. Raw is `restic restore latest --target DIR` alone, into an empty directory.
+message. Raw is `restic restore latest --target DIR` alone, into an empty directory, and the
+same followed by `sync` (Lifeboat's figure includes making the restored data durable). Every
+timed run starts with an empty restic cache, as an init container does (its cache is an emptyDir),
+and after a `sync`, so no run flushes an earlier run's writes.
 
     .venv/bin/python bench/restore.py --mib 200 --small-files 2000 --rounds 3
+    .venv/bin/python bench/restore.py --mib 200 --small-files 2000 --rounds 1 --profile
+
+`--profile` adds, after the timed rounds, where the time goes: restic's own fixed costs (process
+start, key derivation, repository open, snapshot listing) and one `lifeboat restore` run with
+its phases timed (bench/restore_phases.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,6 +45,7 @@ def main() -> int:
     parser.add_argument("--mib", type=int, default=200)
     parser.add_argument("--small-files", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="also print each phase's seconds")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="lifeboat-bench-restore-"))
@@ -69,40 +80,121 @@ def main() -> int:
         )
         raw_env = {**env, "RESTIC_REPOSITORY": f"s3:{server.endpoint}/bench/lifeboat/bench/data"}
         expected = describe(source)
-        raw_times, lifeboat_times = [], []
+        raw_times: list[float] = []
+        synced_times: list[float] = []
+        lifeboat_times: list[float] = []
+        raw_cpu: list[float] = []
+        lifeboat_cpu: list[float] = []
         for round_no in range(args.rounds):
-            target = work / f"raw-{round_no}"
-            started = time.monotonic()
-            subprocess.run(
-                [BIN / "restic", "restore", "latest", "--target", str(target)],
-                env=raw_env,
-                check=True,
-                capture_output=True,
-            )
-            raw_times.append(time.monotonic() - started)
-            shutil.rmtree(target)
+            for times, flush in ((raw_times, False), (synced_times, True)):
+                target = work / f"raw-{round_no}"
+                os.sync()  # start from clean page cache state: nothing of an earlier run to flush
+                cold = {**raw_env, "RESTIC_CACHE_DIR": str(work / "cache-run")}
+                cpu = _children_cpu()
+                started = time.monotonic()
+                subprocess.run(
+                    [BIN / "restic", "restore", "latest", "--target", str(target)],
+                    env=cold,
+                    check=True,
+                    capture_output=True,
+                )
+                if flush:
+                    subprocess.run(["sync"], check=True)
+                times.append(time.monotonic() - started)
+                if flush:  # like Lifeboat's, with the flush (`sync` writes back in its own context)
+                    raw_cpu.append(_children_cpu() - cpu)
+                shutil.rmtree(target)
+                shutil.rmtree(work / "cache-run")
 
             volume = work / f"vol-{round_no}"
             volume.mkdir()
+            os.sync()
+            cpu = _children_cpu()
             started = time.monotonic()
             subprocess.run(
                 [BIN / "lifeboat", "restore", "--volume", f"data={volume}"],
-                env=env,
+                env={**env, "RESTIC_CACHE_DIR": str(work / "cache-run")},
                 check=True,
                 capture_output=True,
             )
             lifeboat_times.append(time.monotonic() - started)
+            lifeboat_cpu.append(_children_cpu() - cpu)
             assert describe(volume) == expected, "restored tree differs"
             shutil.rmtree(volume)
-        raw, ours = statistics.median(raw_times), statistics.median(lifeboat_times)
+            shutil.rmtree(work / "cache-run")
+        raw, synced = statistics.median(raw_times), statistics.median(synced_times)
+        ours = statistics.median(lifeboat_times)
         print(f"dataset: {args.mib} MiB in {max(1, args.mib // 50)} files + {args.small_files} x 2 KiB files")
-        print(f"raw restic restore   median {raw:.2f}s  {[round(t, 2) for t in raw_times]}")
-        print(f"lifeboat restore     median {ours:.2f}s  {[round(t, 2) for t in lifeboat_times]}")
-        print(f"ratio lifeboat/raw   {ours / raw:.2f}  (+{ours - raw:.2f}s)")
+        print(f"raw restic restore          median {raw:.2f}s  {[round(t, 2) for t in raw_times]}")
+        print(f"raw restic restore + sync   median {synced:.2f}s  {[round(t, 2) for t in synced_times]}")
+        print(f"lifeboat restore            median {ours:.2f}s  {[round(t, 2) for t in lifeboat_times]}")
+        print(f"lifeboat vs raw             {ours / raw:.2f}x  (+{ours - raw:.2f}s)")
+        print(f"lifeboat vs raw + sync      {ours / synced:.2f}x  (+{ours - synced:.2f}s)")
+        raw_c, ours_c = statistics.median(raw_cpu), statistics.median(lifeboat_cpu)
+        print(
+            f"CPU seconds (user+sys, every process) median: raw + sync {raw_c:.2f}s, lifeboat {ours_c:.2f}s "
+            f"(+{ours_c - raw_c:.2f}s); load average now {os.getloadavg()[0]:.2f}"
+        )
+        if args.profile:
+            profile(work, env, raw_env)
         return 0
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(argv: list[str | Path], env: dict[str, str], rounds: int = 3) -> float:
+    times = []
+    for _ in range(rounds):
+        started = time.monotonic()
+        subprocess.run(argv, env=env, check=True, capture_output=True)
+        times.append(time.monotonic() - started)
+    return statistics.median(times)
+
+
+def profile(work: Path, env: dict[str, str], raw_env: dict[str, str]) -> None:
+    """Prints restic's fixed costs and one `lifeboat restore` run's phases, in seconds."""
+    restic = [BIN / "restic"]
+    start_only = _timed([*restic, "version"], raw_env)
+    opened = _timed([*restic, "cat", "config", "--no-lock"], raw_env)
+    listed = _timed([*restic, "snapshots", "--json", "--no-lock"], raw_env)
+    # restic calibrates the key's scrypt parameters to about 0.5 s at `init` (KDFTimeout); opening
+    # the repository besides the derivation is three small S3 requests (keys list, key, config)
+    print("restic fixed costs (median of 3 processes each):")
+    print(f"  process start (restic version)                     {start_only:.3f}s")
+    print(f"  start + key derivation + open (restic cat config)  {opened:.3f}s")
+    print(f"    so key derivation + open                         {opened - start_only:.3f}s")
+    print(f"  start + derivation + open + list (restic snapshots) {listed:.3f}s")
+    volume = work / "vol-profile"
+    volume.mkdir()
+    env = {**env, "RESTIC_CACHE_DIR": str(work / "cache-profile")}
+    os.sync()
+    started = time.monotonic()
+    done = subprocess.run(
+        [
+            sys.executable,
+            Path(__file__).with_name("restore_phases.py"),
+            "restore",
+            "--volume",
+            f"data={volume}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.monotonic() - started
+    if done.returncode != 0:
+        raise SystemExit(f"restore_phases.py exited {done.returncode}: {done.stderr[-3000:]}")
+    phases = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"lifeboat restore phases (one run, {wall:.3f}s wall including interpreter start):")
+    for name, seconds in phases.items():
+        print(f"  {name:40} {seconds:.3f}s")
+    shutil.rmtree(volume)
 
 
 if __name__ == "__main__":

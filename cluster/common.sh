@@ -19,6 +19,9 @@ POD_GATEWAY="10.214.0.1"
 # The API server as seen from the host: a loopback forwarder into the namespace.
 HOST_API_PORT="${LIFEBOAT_API_PORT:-16443}"
 KUBECONFIG_HOST="$STATE/kubeconfig"
+# The host-side API forwarder (cluster/up.sh, cluster/api-forward.sh), TCP_NODELAY on both legs.
+API_FORWARD=(socat "TCP-LISTEN:$HOST_API_PORT,bind=127.0.0.1,reuseaddr,fork,nodelay"
+  "EXEC:nsenter --net=/run/netns/$NETNS -- socat STDIO TCP\:127.0.0.1\:6443\,nodelay")
 KUBECTL="$K8S_BIN/kubectl"
 # Enter only the network namespace. (`ip netns exec` also makes a mount namespace with a fresh
 # /sys, which hides /sys/fs/cgroup: the kubelet then fails with "failed to find cgroup mounts".)

@@ -15,4 +15,6 @@ if [ -z "${LIFEBOAT_E2E_KUBECONFIG:-}" ]; then
   export LIFEBOAT_E2E_PULL_POLICY=Never
 fi
 cd "$REPO"
+# test paths given (tests/e2e/test_x.py[::name]): only those; otherwise the whole suite
+for arg in "$@"; do case "$arg" in tests/*) exec "$REPO/.venv/bin/pytest" -q -m e2e -p no:cacheprovider --durations=20 "$@";; esac; done
 exec "$REPO/.venv/bin/pytest" -q -m e2e -p no:cacheprovider --durations=20 "$@" tests/e2e

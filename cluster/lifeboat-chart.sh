@@ -8,7 +8,8 @@ HELM="${HELM:-$REPO/.venv/bin/helm}"
 "$(dirname "$0")/source-secret.sh" lifeboat
 log "helm upgrade --install lifeboat chart/ (image lifeboat:dev, pullPolicy Never)"
 "$HELM" --kubeconfig "$KUBECONFIG_HOST" upgrade --install lifeboat "$REPO/chart" -n lifeboat \
-  --set replicaCount=1 --set image.tag=dev --set image.pullPolicy=Never \
+  --set replicaCount=1 --set image.repository=docker.io/library/lifeboat --set image.tag=dev \
+  --set image.pullPolicy=Never \
   --set controller.resyncSeconds="${LIFEBOAT_E2E_RESYNC_SECONDS:-10}" \
   --wait --timeout 5m >"$LOGS/helm.log" 2>&1 || { cat "$LOGS/helm.log" >&2; die "helm install failed"; }
 has_ca() { [ -n "$(kc get mutatingwebhookconfiguration lifeboat-injector -o jsonpath='{.webhooks[0].clientConfig.caBundle}')" ]; }

@@ -63,6 +63,22 @@ def make_volume(root: Path, *, files: int = 20, size: int = 4096, seed: int = 0)
                 )
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _content(path: Path) -> bytes:
+    """A file's bytes; for a SQLite database, without the two header counters a copy rewrites.
+
+    Lifeboat backs databases up through SQLite's online backup API (sidecar.edges.capture): the
+    copy has every page of the original, but its file change counter (offset 24) and
+    version-valid-for number (offset 92) are the copy's own. Everything else must match.
+    """
+    data = path.read_bytes()
+    if data.startswith(SQLITE_HEADER) and len(data) >= 100:
+        data = data[:24] + bytes(4) + data[28:92] + bytes(4) + data[96:]
+    return data
+
+
 def describe(root: Path, *, ignore: tuple[str, ...] = ("lost+found",)) -> dict[str, Any]:
     """Everything that must survive a round trip, per relative path (the root itself excluded)."""
     out: dict[str, Any] = {}
@@ -85,7 +101,7 @@ def describe(root: Path, *, ignore: tuple[str, ...] = ("lost+found",)) -> dict[s
             if stat.S_ISLNK(st.st_mode):
                 entry["target"] = os.readlink(path)
             elif stat.S_ISREG(st.st_mode):
-                entry["sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+                entry["sha256"] = hashlib.sha256(_content(Path(path))).hexdigest()
                 entry["mtime_ns"] = st.st_mtime_ns
                 if st.st_nlink > 1:
                     entry["hardlink_group"] = inodes.setdefault(st.st_ino, rel)

@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check-config", help="validate LIFEBOAT_INJECTOR_* and print the effective settings")
     password = sub.add_parser("password", help="print a namespace's restic password (master on stdin)")
     password.add_argument("--namespace", required=True)
+    password.add_argument(
+        "--legacy",
+        action="store_true",
+        help="print the password(s) Lifeboat 0.1.0 derived instead (master read with its trailing newline)",
+    )
     return parser
 
 
@@ -54,13 +59,18 @@ def _settings() -> InjectorSettings | None:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.command == "password":
-        from injector.credentials import namespace_password
+        from injector.credentials import canonical_master, legacy_passwords, namespace_password
 
-        master = sys.stdin.readline().rstrip("\n")
+        # read exactly as the controller reads the source Secret's value (canonical_master)
+        raw = sys.stdin.read()
+        master = canonical_master(raw)
         if not master:
             print("lifeboat injector password: give the master password on stdin", file=sys.stderr)
             return 78
-        print(namespace_password(master, args.namespace))
+        if args.legacy:
+            print("\n".join(legacy_passwords(raw, args.namespace)))
+        else:
+            print(namespace_password(master, args.namespace))
         return 0
     settings = _settings()
     if settings is None:
@@ -68,7 +78,7 @@ def main(argv: list[str]) -> int:
     if args.command == "check-config":
         print(json.dumps(settings.model_dump(mode="json"), indent=2, sort_keys=True))
         return 0
-    configure()
+    configure(level=settings.log_level)
     code = serve(settings)
     # Watch and controller threads sit in blocking HTTP reads; letting the interpreter finalise
     # around them can abort the process. Everything is flushed, so leave directly.
@@ -137,7 +147,10 @@ def serve(settings: InjectorSettings) -> int:
         ),
         metrics,
         native_sidecars=lambda: native,
-        ready=cache.ready,
+        # Ready when the watches are synced and (with the controller) the source Secret is usable
+        ready=(lambda: cache.ready() and controller.source_ready.is_set())
+        if settings.controller_enabled
+        else cache.ready,
     )
     asyncio.run(_run(server))
     controller.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Names shared by the decision, the patch, the controller and the chart. The user-facing ones
@@ -65,10 +65,15 @@ class InjectorSettings(BaseSettings):
     image: str = Field(default="docker.io/library/lifeboat:dev", min_length=1)
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     credentials_secret: str = Field(default="lifeboat-credentials", min_length=1, max_length=253)
-    metrics_port: int = Field(default=9090, ge=1, le=65535)
+    metrics_port: int = Field(default=9090, ge=0, le=65535)  # 0: the sidecars serve no metrics
     final_backup_timeout_seconds: int = Field(default=300, ge=0, le=86400)
     restore_deadline_seconds: int = Field(default=0, ge=0)
-    restic_cache_size_limit: str = "2Gi"
+    # "" (the chart's default): no sizeLimit, so a growing restic cache can never get the app pod
+    # evicted for exceeding it (docs/backup.md, "The restic cache")
+    restic_cache_size_limit: str = ""
+    # Secrets of the app's namespace added to every injected pod's imagePullSecrets (a private
+    # registry for the Lifeboat image); the chart passes its own imagePullSecrets
+    image_pull_secrets: tuple[str, ...] = ()
     state_dir: str = "/var/run/lifeboat"
     cache_dir: str = "/var/cache/restic"
     data_root: str = "/lifeboat/volumes"
@@ -83,6 +88,14 @@ class InjectorSettings(BaseSettings):
     service_name: str = "lifeboat-injector"
     webhook_config_name: str = "lifeboat-injector"
     source_secret: str = "lifeboat-source"  # noqa: S105 - a Secret name
+    # Added to every namespace's key prefix (`<prefix>/<cluster_name>/<namespace>/<pvc>`) so clusters
+    # sharing one bucket never write into each other's repositories. Empty: today's layout. Keep it
+    # the same across rebuilds of the same cluster, or its restores find nothing (docs/security.md).
+    cluster_name: str = Field(default="", max_length=63, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$")
+    # Each namespace gets its own S3 keys from the source Secret (`AWS_ACCESS_KEY_ID.<namespace>`,
+    # `AWS_SECRET_ACCESS_KEY.<namespace>`), scoped by the store to its own prefix; a namespace
+    # without them gets no credentials Secret (docs/security.md).
+    per_namespace_s3_keys: bool = False
     excluded_namespaces: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
 
     # Serving.
@@ -104,11 +117,23 @@ class InjectorSettings(BaseSettings):
     controller_enabled: bool = True
     resync_seconds: float = Field(default=300.0, gt=0)
 
+    # Logging: JSON lines on stderr at this level (debug, info, warning, error).
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # ... and of the injected containers (LIFEBOAT_LOG_LEVEL in the pod).
+    sidecar_log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("log_level", "sidecar_log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("restic_cache_size_limit", "memory_request", "memory_limit", "cpu_request")
     @classmethod
-    def _quantity(cls, value: str) -> str:
+    def _quantity(cls, value: str, info: ValidationInfo) -> str:
         import re
 
+        if value == "" and info.field_name == "restic_cache_size_limit":
+            return value  # no sizeLimit on the cache emptyDir
         if not re.fullmatch(r"[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?", value):
             raise ValueError(f"{value!r} is not a Kubernetes quantity (examples: 2Gi, 512Mi, 10m)")
         return value

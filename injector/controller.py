@@ -23,16 +23,39 @@ from pathlib import Path
 from typing import Any
 
 from injector.cache import ClusterCache
-from injector.config import INJECT_NAMESPACE_LABEL, INJECT_NAMESPACE_VALUE, InjectorSettings
+from injector.config import (
+    BACKUP_LABEL,
+    INJECT_NAMESPACE_LABEL,
+    INJECT_NAMESPACE_VALUE,
+    RESTORE_CONTAINER,
+    InjectorSettings,
+)
 from injector.credentials import (
+    Layout,
     SourceSecretInvalid,
     UninjectedPod,
+    check_source,
     find_uninjected,
+    lacking_keys,
     mirror_labels,
+    namespace_key_names,
     plan_mirrors,
 )
 from injector.metrics import Metrics
+from injector.podevents import (
+    InvalidLabel,
+    PlannedEvent,
+    blocked_from_metrics,
+    drill_events,
+    failed_drills_from_metrics,
+    guard_events,
+    invalid_label_events,
+    invalid_labels,
+    metrics_endpoint,
+    report_events,
+)
 from injector.tls import Bundle, not_after, renew, renewal_reason, write_files
+from lifeboat.contract import BACKUP_VALUES
 from lifeboat.logs import event
 
 log = logging.getLogger("lifeboat.injector.controller")
@@ -40,6 +63,30 @@ log = logging.getLogger("lifeboat.injector.controller")
 
 def _decode(data: dict[str, str] | None) -> dict[str, bytes]:
     return {k: base64.b64decode(v) for k, v in (data or {}).items()}
+
+
+def _has_container(pod: dict[str, Any], name: str) -> bool:
+    spec = pod.get("spec") or {}
+    return any(
+        c.get("name") == name for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    )
+
+
+def created_labels(component: str) -> dict[str, str]:
+    """The recommended labels on what the injector creates (Events, mirrored Secrets)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        current = version("lifeboat")
+    except PackageNotFoundError:
+        current = "unknown"
+    return {
+        "app.kubernetes.io/name": "lifeboat",
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "lifeboat",
+        "app.kubernetes.io/version": current,
+        **mirror_labels(),  # app.kubernetes.io/managed-by: lifeboat
+    }
 
 
 def _status(exc: Exception) -> int | None:
@@ -67,6 +114,11 @@ class Controller:
         self.now = now
         self.wake = threading.Event()
         self._stop = threading.Event()
+        # Set while the source Secret is readable and holds every required key: the injector is
+        # Ready only then (an injected pod could not start without the namespace's mirror anyway),
+        # so `helm --wait`, ArgoCD and Flux see it and order the Secret first (issue 14 item 5).
+        self.source_ready = threading.Event()
+        self._source_reported = False  # the current problem was logged once (every 5 s is noise)
         self._reported: set[str] = set()
 
     # TLS ---------------------------------------------------------------------------------------
@@ -116,6 +168,10 @@ class Controller:
 
     # Credentials -------------------------------------------------------------------------------
 
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.settings.cluster_name, self.settings.per_namespace_s3_keys)
+
     def opted_in(self) -> list[str]:
         s = self.settings
         return sorted(
@@ -131,8 +187,7 @@ class Controller:
         from kubernetes import client  # heavy import kept at the edge
 
         s = self.settings
-        source_secret = self.core.read_namespaced_secret(s.source_secret, s.namespace)
-        source = {k: v.decode() for k, v in _decode(source_secret.data).items()}
+        source = self.read_source()
         wanted = self.opted_in()
         existing: dict[str, dict[str, str] | None] = {}
         managed: dict[str, bool] = {}
@@ -153,8 +208,22 @@ class Controller:
             existing[namespace] = {k: v.decode() for k, v in _decode(current.data).items()}
             labels = current.metadata.labels or {}
             managed[namespace] = all(labels.get(k) == v for k, v in mirror_labels().items())
+        for namespace in lacking_keys(source, wanted, self.layout):
+            # per-namespace S3 keys: no keys of its own, no Secret (fail closed); the others go on
+            event(
+                log,
+                "credentials.namespace_keys_missing",
+                logging.WARNING,
+                namespace=namespace,
+                keys=list(namespace_key_names(namespace)),
+                secret=s.source_secret,
+            )
+            self.metrics.mirror_failures.labels(namespace=namespace).inc()
+            wanted = [n for n in wanted if n != namespace]
         try:
-            actions = plan_mirrors(source, [n for n in wanted if n not in skipped], existing, managed)
+            actions = plan_mirrors(
+                source, [n for n in wanted if n not in skipped], existing, managed, self.layout
+            )
         except SourceSecretInvalid as exc:
             event(log, "credentials.source_invalid", logging.ERROR, secret=s.source_secret, error=str(exc))
             raise
@@ -166,7 +235,9 @@ class Controller:
                 else:
                     body = client.V1Secret(
                         metadata=client.V1ObjectMeta(
-                            name=s.credentials_secret, namespace=action.namespace, labels=mirror_labels()
+                            name=s.credentials_secret,
+                            namespace=action.namespace,
+                            labels=created_labels("credentials"),
                         ),
                         type="Opaque",
                         string_data=action.data,
@@ -184,6 +255,42 @@ class Controller:
             event(log, f"credentials.{action.kind}d", namespace=action.namespace, secret=s.credentials_secret)
         self.metrics.mirrored_namespaces.set(len([n for n in wanted if n not in skipped]))
         return done
+
+    def read_source(self) -> dict[str, str]:
+        """The source Secret's data, checked for the required keys; sets or clears readiness."""
+        s = self.settings
+        try:
+            secret = self.core.read_namespaced_secret(s.source_secret, s.namespace)
+            source = {k: v.decode() for k, v in _decode(secret.data).items()}
+            check_source(source, self.layout)  # raises naming the missing keys, never values
+        except Exception as exc:
+            if not self._source_reported:
+                status = _status(exc)
+                if isinstance(exc, SourceSecretInvalid):
+                    problem = str(exc)
+                elif status == 404:
+                    problem = (
+                        f"Secret {s.namespace}/{s.source_secret} does not exist; create it (docs/install.md)"
+                    )
+                else:
+                    why = status or type(exc).__name__
+                    problem = f"cannot read Secret {s.namespace}/{s.source_secret}: API error {why}"
+                event(
+                    log,
+                    "credentials.source_unavailable",
+                    logging.ERROR,
+                    secret=s.source_secret,
+                    problem=problem,
+                    effect="not Ready until the source Secret is readable with every required key",
+                )
+                self._source_reported = True
+            self.source_ready.clear()
+            raise
+        if not self.source_ready.is_set():
+            event(log, "credentials.source_ready", secret=s.source_secret)
+        self._source_reported = False
+        self.source_ready.set()
+        return source
 
     def _namespace_failed(self, namespace: str, operation: str, exc: Exception) -> None:
         status = _status(exc)
@@ -248,12 +355,129 @@ class Controller:
             self._reported.add(pod.uid)
         return found
 
+    # Events from the pods' reports -------------------------------------------------------------
+
+    def report_pod_events(self) -> list[PlannedEvent]:
+        """Events for restore outcomes, guard refusals and mislabelled PVCs (docs/operations.md).
+
+        Reads what the kubelet and the sidecars already publish (termination messages, container
+        states, the sidecar's metrics port): the pods themselves get no Kubernetes credentials."""
+        from kubernetes import client  # heavy import kept at the edge
+
+        api = client.ApiClient()
+        now = self.now()
+        planned: list[PlannedEvent] = []
+        pods: list[dict[str, Any]] = []
+        mislabelled: list[InvalidLabel] = []
+        for namespace in self.opted_in():
+            try:
+                listed = self.core.list_namespaced_pod(namespace).items
+                claims = self.core.list_namespaced_persistent_volume_claim(
+                    namespace,
+                    label_selector=f"{BACKUP_LABEL},{BACKUP_LABEL} notin ({','.join(BACKUP_VALUES)})",
+                ).items
+            except Exception as exc:  # one namespace's trouble never blocks the others
+                event(
+                    log, "events.namespace_failed", logging.WARNING, namespace=namespace, status=_status(exc)
+                )
+                continue
+            pods += [api.sanitize_for_serialization(p) for p in listed]
+            mislabelled += invalid_labels(api.sanitize_for_serialization(c) for c in claims)
+        injected = [p for p in pods if _has_container(p, RESTORE_CONTAINER)]
+        for pod in injected:
+            planned += report_events(pod, now)
+        planned += self._guard_events(injected)
+        planned += invalid_label_events(mislabelled, pods)
+        self.metrics.invalid_backup_labels.clear()
+        for found in mislabelled:
+            self.metrics.invalid_backup_labels.labels(found.pvc.namespace, found.pvc.name).set(1)
+        for item in planned:
+            self._emit(item, now)
+        return planned
+
+    def _guard_events(self, pods: list[dict[str, Any]]) -> list[PlannedEvent]:
+        """Scrapes each running sidecar's metrics (a few at a time, short timeout) for guard refusals."""
+        import urllib.request
+        from concurrent.futures import ThreadPoolExecutor
+
+        def scrape(pod: dict[str, Any]) -> list[PlannedEvent]:
+            url = metrics_endpoint(pod)
+            if url is None:
+                return []
+            try:
+                with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310 - http to a pod IP
+                    text = reply.read(4 * 1024 * 1024).decode("utf-8", "replace")
+            except Exception:
+                self.metrics.sidecar_scrape_failures.inc()
+                return []
+            return guard_events(pod, blocked_from_metrics(text)) + drill_events(
+                pod, failed_drills_from_metrics(text)
+            )
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return [e for found in pool.map(scrape, pods) for e in found]
+
+    def _emit(self, item: PlannedEvent, now: _dt.datetime) -> None:
+        """Creates the Event once: a known name (this process, another replica) is skipped."""
+        from kubernetes import client  # heavy import kept at the edge
+
+        if item.name in self._reported:
+            return
+        target = item.target
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(
+                name=item.name, namespace=target.namespace, labels=created_labels("events")
+            ),
+            involved_object=client.V1ObjectReference(
+                kind=target.kind,
+                name=target.name,
+                namespace=target.namespace,
+                uid=target.uid,
+                api_version="v1",
+            ),
+            reason=item.reason,
+            message=item.message,
+            type=item.type,
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            source=client.V1EventSource(component="lifeboat-injector"),
+        )
+        try:
+            self.core.create_namespaced_event(target.namespace, body)
+        except Exception as exc:
+            if _status(exc) != 409:  # 409: reported already (a restart, the other replica)
+                event(
+                    log,
+                    "events.create_failed",
+                    logging.WARNING,
+                    namespace=target.namespace,
+                    reason=item.reason,
+                    status=_status(exc),
+                )
+                return
+        else:
+            self.metrics.events.labels(item.reason).inc()
+            event(
+                log,
+                "events.created",
+                namespace=target.namespace,
+                kind=target.kind,
+                object=target.name,
+                reason=item.reason,
+            )
+        self._reported.add(item.name)
+
     # Loop --------------------------------------------------------------------------------------
 
     def run_forever(self) -> None:
         """Runs every resync (or when a namespace changes); failures are logged and retried."""
         while not self._stop.is_set():
-            steps: list[Callable[[], object]] = [self.mirror_credentials, self.report_uninjected]
+            steps: list[Callable[[], object]] = [
+                self.mirror_credentials,
+                self.report_uninjected,
+                self.report_pod_events,
+            ]
             if self.settings.tls_mode == "bootstrap":
                 steps.insert(0, self.ensure_tls)
             for step in steps:
@@ -269,7 +493,13 @@ class Controller:
                         error=exc.__class__.__name__,
                         status=_status(exc),
                     )
-            self.wake.wait(self.settings.resync_seconds)
+            # until the source Secret is there, look again soon: readiness waits on it
+            wait = (
+                self.settings.resync_seconds
+                if self.source_ready.is_set()
+                else min(5.0, self.settings.resync_seconds)
+            )
+            self.wake.wait(wait)
             self.wake.clear()
 
     def stop(self) -> None:

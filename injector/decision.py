@@ -28,9 +28,15 @@ from injector.config import (
     SKIP_ANNOTATION,
     SNAPSHOT_ANNOTATION,
 )
-from injector.plan import Hardening, Inject, VolumePlan
+from injector.plan import Hardening, Inject, VolumePlan, memory_bytes
 from lifeboat import contract
-from lifeboat.contract import BACKUP_VALUES, RETENTION_ACK_ANNOTATION, ConfigError
+from lifeboat.contract import (
+    BACKUP_VALUES,
+    DRILL_ANNOTATION,
+    MEMORY_LIMIT_ANNOTATION,
+    RETENTION_ACK_ANNOTATION,
+    ConfigError,
+)
 
 __all__ = ["Hardening", "Inject", "VolumePlan"]
 
@@ -188,6 +194,28 @@ def parse_retention_ack(value: str, source: str) -> str:
     return _parsed(source, contract.parse_retention_ack, value).isoformat().replace("+00:00", "Z")
 
 
+MEMORY_LIMIT_FLOOR = 64 * 1024 * 1024  # restic needs more than this for any real repository
+
+
+def parse_memory_limit(value: str, source: str) -> str:
+    """A memory quantity of at least 64Mi (examples: 768Mi, 2Gi); raises InvalidSetting naming it."""
+    try:
+        size = memory_bytes(value)
+    except ValueError:
+        raise InvalidSetting(
+            f"{source}: {value!r} is not a memory quantity; write e.g. 768Mi or 2Gi"
+        ) from None
+    if size < MEMORY_LIMIT_FLOOR:
+        raise InvalidSetting(f"{source}: {value!r} is below 64Mi, too little for restic; write e.g. 768Mi")
+    return value.strip()
+
+
+def parse_drill(value: str, source: str) -> str:
+    """``weekly``, ``daily``, a 5-field crontab expression or ``off``: exactly what the sidecar runs."""
+    schedule = _parsed(source, contract.parse_drill, value)
+    return "off" if schedule is None else " ".join(value.split())
+
+
 def volume_plan(volume: str, pvc: PvcInfo) -> VolumePlan:
     """Resolves one labelled PVC's annotations; raises InvalidSetting naming the field."""
     where = f"PVC {pvc.name}: annotation "
@@ -205,16 +233,22 @@ def volume_plan(volume: str, pvc: PvcInfo) -> VolumePlan:
     if ann.get(RETENTION_ACK_ANNOTATION, "").strip():
         retention_ack = parse_retention_ack(ann[RETENTION_ACK_ANNOTATION], where + RETENTION_ACK_ANNOTATION)
     adopt = parse_adopt(ann[ADOPT_ANNOTATION], where + ADOPT_ANNOTATION) if ADOPT_ANNOTATION in ann else False
+    memory_limit = None
+    if ann.get(MEMORY_LIMIT_ANNOTATION, "").strip():
+        memory_limit = parse_memory_limit(ann[MEMORY_LIMIT_ANNOTATION], where + MEMORY_LIMIT_ANNOTATION)
+    drill = parse_drill(ann[DRILL_ANNOTATION], where + DRILL_ANNOTATION) if DRILL_ANNOTATION in ann else None
     return VolumePlan(
         pvc=pvc.name,
         volume=volume,
         uid=pvc.uid,
         schedule=schedule,
+        drill=drill,
         retention=retention,
         snapshot=snapshot,
         adopt=adopt,
         repository=repository,
         retention_ack=retention_ack,
+        memory_limit=memory_limit,
     )
 
 
@@ -312,6 +346,12 @@ def decide(
             f"sidecar. Rename that container."
         )
     hardening, user, group = _hardening(pod, context.namespace_labels, {p.volume for p in plans})
+    job = is_job_pod(pod)
+    if job and not context.native_sidecars:
+        warnings.append(
+            "Lifeboat: this Job's pod gets the restore only and no backup: without native sidecars "
+            "(Kubernetes >= 1.29) a backup container would keep the Job from completing."
+        )
     return Inject(
         volumes=tuple(plans),
         native_sidecar=context.native_sidecars,
@@ -319,7 +359,23 @@ def decide(
         run_as_user=user,
         run_as_group=group,
         warnings=tuple(warnings),
+        job=job,
     )
+
+
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+
+
+def is_job_pod(pod: Mapping[str, Any]) -> bool:
+    """A pod a Job (or a CronJob's Job) runs: owned by a Job, or labelled with its name."""
+    metadata = pod.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return False
+    owners = metadata.get("ownerReferences")
+    if isinstance(owners, list) and any(isinstance(o, Mapping) and o.get("kind") == "Job" for o in owners):
+        return True
+    labels = metadata.get("labels")
+    return isinstance(labels, Mapping) and JOB_NAME_LABEL in labels
 
 
 def native_sidecars_supported(major: str, minor: str) -> bool:

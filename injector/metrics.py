@@ -46,6 +46,24 @@ class Metrics:
             ["namespace"],
             registry=self.registry,
         )
+        self.invalid_backup_labels = Gauge(
+            "lifeboat_pvc_backup_label_invalid",
+            "1 for each PVC of an opted-in namespace whose backup label has a value Lifeboat does not "
+            "act on (e.g. Daily): it is not backed up.",
+            ["namespace", "persistentvolumeclaim"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "lifeboat_events_created",
+            "Kubernetes Events the controller created, by reason (once per outcome per object).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.sidecar_scrape_failures = Counter(
+            "lifeboat_sidecar_scrape_failures",
+            "Sidecar metrics reads (for guard-refusal Events) that failed: network policy, pod starting.",
+            registry=self.registry,
+        )
         self.controller_errors = Counter(
             "lifeboat_controller_errors", "Controller loop iterations that failed.", registry=self.registry
         )

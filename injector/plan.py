@@ -7,6 +7,7 @@ module says *which JSON Patch operations*.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,6 +27,30 @@ class VolumePlan:
     adopt: bool = False
     repository: str | None = None
     retention_ack: str | None = None  # lifeboat.dev/retention-ack, RFC 3339
+    memory_limit: str | None = None  # lifeboat.dev/memory-limit, a Kubernetes quantity
+    drill: str | None = None  # lifeboat.dev/drill: weekly, daily, cron or off; None: the default
+
+
+_MEMORY = re.compile(r"([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?")
+_UNITS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+
+
+def memory_bytes(value: str) -> int:
+    """Bytes of a memory quantity (digits and an optional suffix: 768Mi, 2Gi, 1G); ValueError else."""
+    match = _MEMORY.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(value)
+    return int(match.group(1)) * _UNITS[match.group(2) or ""]
 
 
 @dataclass(frozen=True)
@@ -38,3 +63,12 @@ class Inject:
     run_as_user: int | None = None
     run_as_group: int | None = None
     warnings: tuple[str, ...] = ()
+    # A Job's pod (docs/backup.md "Jobs and CronJobs"): the final backup forgets by the retention;
+    # without native sidecars it gets the restore only (a sidecar container would keep it running)
+    job: bool = False
+
+    @property
+    def memory_limit(self) -> str | None:
+        """The largest ``lifeboat.dev/memory-limit`` of the pod's PVCs; None when none sets one."""
+        limits = [v.memory_limit for v in self.volumes if v.memory_limit]
+        return max(limits, key=memory_bytes) if limits else None

@@ -56,13 +56,14 @@ def _volume_settings(parser: argparse.ArgumentParser) -> None:
         ("--retention", "PVC=RULES", "this PVC's forget policy (lifeboat.dev/retention)"),
         ("--adopt", "PVC=true|false", "this PVC's volume is the truth (lifeboat.dev/adopt)"),
         ("--retention-ack", "PVC=TIME", "acknowledge a large retention change (lifeboat.dev/retention-ack)"),
+        ("--drill", "PVC=WHEN", "restore drills: weekly, daily, crontab or off (lifeboat.dev/drill)"),
     ):
         parser.add_argument(option, action="append", default=[], metavar=metavar, help=text)
 
 
 def volume_settings(args: argparse.Namespace) -> dict[str, list[str]]:
     """The per-volume settings given on the command line, by VolumeSpec field."""
-    names = ("schedule", "retention", "adopt", "retention_ack")
+    names = ("schedule", "retention", "adopt", "retention_ack", "drill")
     return {name: getattr(args, name) for name in names if hasattr(args, name)}
 
 
@@ -76,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         _volume_options(sub)
         _volume_settings(sub)
     commands.add_parser("injector", help="the admission webhook and credentials controller", add_help=False)
+    try:
+        from ctl.main import add_parsers  # the operator's commands (status, snapshots, ls, doctor)
+    except ImportError:  # pragma: no cover - an image without the ctl package
+        pass
+    else:
+        add_parsers(commands)
     demo = commands.add_parser("demo", help="restore/backup/restore round trip on a local SeaweedFS")
     demo.add_argument("--keep", action="store_true", help="keep the demo's work directory")
     return parser
@@ -98,7 +105,7 @@ def _load(args: argparse.Namespace, loader: Callable[[], S]) -> tuple[S, list[Vo
     volumes = parse_volumes(
         args.volume, args.pvc_uid, args.snapshot, args.repository, **volume_settings(args)
     )
-    redactor = logs.configure(logs.Redactor(settings.secrets()))
+    redactor = logs.configure(logs.Redactor(settings.secrets()), settings.log_level)
     return settings, volumes, redactor
 
 
@@ -161,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return EX_CONFIG
 
             return run_demo(keep=args.keep)
+        if args.command in ("status", "snapshots", "ls", "doctor"):
+            from ctl.main import run
+
+            return run(args)
         handlers = {"restore": cmd_restore, "backup": cmd_backup, "sidecar": cmd_sidecar}
         return handlers[args.command](args)
     except ConfigError as exc:

@@ -18,6 +18,7 @@ What a user writes:
 | `lifeboat.dev/adopt`, LIFEBOAT_ADOPT    | `true` or `false`                                   |
 | `lifeboat.dev/skip` (pod)               | `true`                                              |
 | `lifeboat.dev/retention-ack`, LIFEBOAT_RETENTION_ACK | RFC 3339 time with zone, when it was written |
+| `lifeboat.dev/drill`, LIFEBOAT_DRILL   | `weekly`, `daily`, 5-field crontab (UTC), or `off`/`false` |
 
 Cron expressions follow standard crontab (cron(8), crontab(5)): minute 0-59, hour 0-23, day of
 month 1-31, month 1-12 or jan-dec, day of week 0-7 or sun-sat (0 and 7 are Sunday, `1-5` is Monday
@@ -51,6 +52,10 @@ SNAPSHOT_ANNOTATION = "lifeboat.dev/restore-snapshot"
 ADOPT_ANNOTATION = "lifeboat.dev/adopt"
 REPOSITORY_ANNOTATION = "lifeboat.dev/repository"
 RETENTION_ACK_ANNOTATION = "lifeboat.dev/retention-ack"
+DRILL_ANNOTATION = "lifeboat.dev/drill"
+# The memory limit of the injected containers (a Kubernetes quantity, e.g. 1Gi); the largest of a
+# pod's labelled PVCs wins (one restore and one backup container serve all of them).
+MEMORY_LIMIT_ANNOTATION = "lifeboat.dev/memory-limit"
 
 # Environment variables the injector sets on the injected containers (sidecar.settings declares
 # each with its default and constraint; a drift test checks both sides use these names).
@@ -64,7 +69,10 @@ ENV_RETENTION = "LIFEBOAT_RETENTION"
 ENV_ADOPT = "LIFEBOAT_ADOPT"
 ENV_METRICS_PORT = "LIFEBOAT_METRICS_PORT"
 ENV_FINAL_BACKUP_TIMEOUT = "LIFEBOAT_FINAL_BACKUP_TIMEOUT"
+# set by the injector on Job pods: the final backup at exit is followed by `forget` (docs/backup.md)
+ENV_FORGET_AT_EXIT = "LIFEBOAT_FORGET_AT_EXIT"
 ENV_RETENTION_ACK = "LIFEBOAT_RETENTION_ACK"
+ENV_DRILL = "LIFEBOAT_DRILL"
 # The keys of the per-namespace Secret; each is also the env variable name in the injected containers.
 CREDENTIAL_KEYS = (
     "LIFEBOAT_S3_ENDPOINT",
@@ -74,10 +82,16 @@ CREDENTIAL_KEYS = (
     "AWS_SECRET_ACCESS_KEY",
     "RESTIC_PASSWORD",
 )
+# The key prefix when the credentials Secret names none (the injector adds a cluster name to it).
+DEFAULT_S3_PREFIX = "lifeboat"
 # Keys the per-namespace Secret carries only when the source Secret has them; the injected
 # containers reference them with `optional: true`, so a Secret without them still starts pods.
 ENV_S3_REGION = "LIFEBOAT_S3_REGION"
-OPTIONAL_CREDENTIAL_KEYS = (ENV_S3_REGION,)
+# Passwords derived from the master as Lifeboat 0.1.0 read it (its bytes as they are, trailing
+# newline included), comma-separated: a repository that only opens with one gets the current
+# password added as a key (sidecar.edges.restic). Computed by the injector, never user-written.
+ENV_LEGACY_PASSWORDS = "LIFEBOAT_LEGACY_PASSWORDS"
+OPTIONAL_CREDENTIAL_KEYS = (ENV_S3_REGION, ENV_LEGACY_PASSWORDS)
 
 
 class ConfigError(ValueError):
@@ -246,6 +260,34 @@ def parse_schedule(text: str, *, weekly: bool = False) -> Schedule:
 def next_run(cron: str, after: dt.datetime) -> dt.datetime:
     """The first run of `cron` strictly after `after` (an aware datetime; returned in UTC)."""
     return parse_cron(cron).next_after(after.astimezone(dt.UTC))
+
+
+# --- restore drills -----------------------------------------------------------------------------
+
+DRILL_OFF = ("off", "false")
+DRILL_HINT = (
+    "use weekly, daily, a 5-field crontab expression in UTC such as '30 3 * * 6', or off; "
+    f"e.g. {DRILL_ANNOTATION}: weekly"
+)
+
+
+def parse_drill(text: str) -> Schedule | None:
+    """When restore drills run: `weekly` (the default), `daily`, a 5-field crontab expression
+    (UTC), or `off`/`false` (None). Raises ConfigError naming the fix."""
+    value = " ".join(text.strip().split())
+    if value.lower() in DRILL_OFF:
+        return None
+    if value.lower() in ("hourly", "@hourly"):
+        raise ConfigError(f"{text!r}: hourly drills would restore the volume every hour; {DRILL_HINT}")
+    if not value:
+        raise ConfigError(f"is empty; {DRILL_HINT}")
+    aliases = ("weekly", "@weekly", "daily", "@daily", "nightly")
+    if value.lower() not in aliases and len(value.split(" ")) != 5:
+        raise ConfigError(f"{text!r} is not weekly, daily, off or a 5-field crontab expression; {DRILL_HINT}")
+    try:
+        return parse_schedule(value, weekly=True)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace(SCHEDULE_HINT, DRILL_HINT)) from None
 
 
 # --- retention ----------------------------------------------------------------------------------

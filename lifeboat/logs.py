@@ -16,6 +16,21 @@ from collections.abc import Iterable
 from typing import Any
 
 _REDACTED = "***"
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+LOG_LEVEL_HINT = "use one of debug, info, warning, error"
+
+
+def parse_level(value: str) -> int:
+    """``debug|info|warning|error`` (any case) as a :mod:`logging` level; ValueError names the choices."""
+    level = LOG_LEVELS.get(str(value).strip().lower())
+    if level is None:
+        raise ValueError(f"{value!r} is not a log level; {LOG_LEVEL_HINT}")
+    return level
 
 
 class Redactor:
@@ -58,8 +73,13 @@ class JsonFormatter(logging.Formatter):
         return self.redactor(json.dumps(payload, default=str, sort_keys=False))
 
 
-def configure(redactor: Redactor | None = None, level: int = logging.INFO) -> Redactor:
-    """Sends every log record to stderr as JSON lines; returns the redactor in force."""
+def configure(redactor: Redactor | None = None, level: int | str = logging.INFO) -> Redactor:
+    """Sends every log record to stderr as JSON lines; returns the redactor in force.
+
+    ``level`` is a :mod:`logging` level or its name (``LIFEBOAT_LOG_LEVEL``,
+    ``LIFEBOAT_INJECTOR_LOG_LEVEL``: debug, info, warning, error)."""
+    if isinstance(level, str):
+        level = parse_level(level)
     redactor = redactor or Redactor()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(redactor))

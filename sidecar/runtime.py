@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lifeboat.contract import Schedule
+from lifeboat.contract import Schedule, parse_drill
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class VolumeTarget:
     retention: dict[str, int] | None = None
     adopt: bool | None = None
     retention_ack: str | None = None
+    drill: str | None = None  # weekly, daily, cron or off (lifeboat.contract.parse_drill)
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,14 @@ class Runtime:
     s3_region: str
     probe_timeout: float
     retention_ack: str | None  # RFC 3339, parsed where it is judged (sidecar.daemon.breaker)
+    scratch_dir: Path
+    drill: str
+    drill_scratch_budget: int
+    drill_timeout: float
     restic_env: dict[str, str] = field(repr=False)  # secrets: never printed
     secrets: tuple[str, ...] = field(repr=False, default=())
+    log_level: str = "info"
+    forget_at_exit: bool = False  # Job pods: forget after the final backup (docs/backup.md)
 
     def schedule_of(self, volume: VolumeTarget) -> Schedule:
         return volume.schedule or self.schedule
@@ -73,6 +80,10 @@ class Runtime:
 
     def retention_ack_of(self, volume: VolumeTarget) -> str | None:
         return volume.retention_ack or self.retention_ack
+
+    def drill_of(self, volume: VolumeTarget) -> Schedule | None:
+        """The volume's restore drill schedule; None: drills are off for it."""
+        return parse_drill(volume.drill or self.drill)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=str)
@@ -90,11 +101,13 @@ class Runtime:
                 retention=v.get("retention"),
                 adopt=v.get("adopt"),
                 retention_ack=v.get("retention_ack"),
+                drill=v.get("drill"),
             )
             for v in raw["volumes"]
         )
         for name in ("schedule", "prune_schedule", "check_schedule"):
             raw[name] = Schedule(**raw[name])
         raw["state_dir"] = Path(raw["state_dir"])
+        raw["scratch_dir"] = Path(raw["scratch_dir"])
         raw["secrets"] = tuple(raw.get("secrets", ()))
         return cls(**raw)

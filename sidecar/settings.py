@@ -26,9 +26,13 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lifeboat.contract import (
+    DEFAULT_S3_PREFIX,
     ENV_ADOPT,
     ENV_CACHE_DIR,
+    ENV_DRILL,
     ENV_FINAL_BACKUP_TIMEOUT,
+    ENV_FORGET_AT_EXIT,
+    ENV_LEGACY_PASSWORDS,
     ENV_METRICS_PORT,
     ENV_NAMESPACE,
     ENV_POD_NAME,
@@ -40,11 +44,13 @@ from lifeboat.contract import (
     ConfigError,
     Schedule,
     parse_bool,
+    parse_drill,
     parse_retention,
     parse_retention_ack,
     parse_schedule,
 )
 from lifeboat.exitcodes import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL
+from lifeboat.logs import parse_level
 from sidecar.daemon.retention import default_retention
 from sidecar.edges.restic import Restic
 from sidecar.locking import own_lock_host
@@ -65,7 +71,6 @@ __all__ = [
 # DNS-1123 label (namespaces) and subdomain (PVC names), as Kubernetes validates them.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-DEFAULT_S3_PREFIX = "lifeboat"
 _PREFIX = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
 
@@ -119,6 +124,15 @@ class Settings(BaseSettings):
     restic_password_file: Annotated[
         Path | None, _var(None, "RESTIC_PASSWORD_FILE", "file holding the repository password, instead")
     ]
+    legacy_passwords: Annotated[
+        SecretStr | None,
+        _var(
+            None,
+            ENV_LEGACY_PASSWORDS,
+            "passwords a repository may still have from Lifeboat 0.1.0, comma-separated (set by the "
+            "injector): one that opens it gets the current password added as a key (docs/credentials.md)",
+        ),
+    ]
     namespace: Annotated[str, _var(REQUIRED, ENV_NAMESPACE, "the pod's namespace (downward API)")]
     pod_name: Annotated[
         str | None,
@@ -160,6 +174,9 @@ class Settings(BaseSettings):
         _var(6 * 3600.0, "LIFEBOAT_RESTIC_TIMEOUT", "upper bound of any single restic call, seconds", gt=0),
     ]
     restic_binary: Annotated[str, _var("restic", "LIFEBOAT_RESTIC_BINARY", "restic executable")]
+    log_level: Annotated[
+        str, _var("info", "LIFEBOAT_LOG_LEVEL", "log level of the JSON lines: debug, info, warning or error")
+    ]
     restic_cache_dir: Annotated[
         Path | None, _var(None, ENV_CACHE_DIR, "restic cache (an `emptyDir` in pods); unset: restic's own")
     ]
@@ -175,6 +192,15 @@ class Settings(BaseSettings):
             Path("/var/run/lifeboat"),
             ENV_STATE_DIR,
             "shared `emptyDir`: the restore outcome handed to the sidecar (`restore.json`)",
+        ),
+    ]
+    scratch_dir: Annotated[
+        Path,
+        _var(
+            Path("/lifeboat/scratch"),
+            "LIFEBOAT_SCRATCH_DIR",
+            "scratch `emptyDir` (`lifeboat-scratch`), never the volume: SQLite staging in `sqlite/`, "
+            "restore drills in `drill/`; emptied at start and after each use",
         ),
     ]
     termination_message_path: Annotated[
@@ -202,6 +228,12 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value):
             raise ValueError("must be an S3 bucket name (3-63 chars of a-z, 0-9, '.', '-')")
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        parse_level(value)  # ValueError names the choices
+        return value.strip().lower()
 
     @field_validator("s3_prefix")
     @classmethod
@@ -235,10 +267,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"RESTIC_PASSWORD_FILE {path} is missing or empty")
         return self
 
+    def legacy_password_list(self) -> list[str]:
+        if self.legacy_passwords is None:
+            return []
+        return [p.strip() for p in self.legacy_passwords.get_secret_value().split(",") if p.strip()]
+
     def secrets(self) -> list[str]:
         """Every secret value this configuration holds, for the log redactor."""
         values = [self.aws_access_key_id, self.aws_secret_access_key, self.restic_password]
         found = [v.get_secret_value() for v in values if v is not None]
+        found += self.legacy_password_list()
         if self.restic_password_file is not None and self.restic_password_file.is_file():
             found.append(self.restic_password_file.read_text().strip())
         return found
@@ -257,6 +295,9 @@ class Settings(BaseSettings):
             env["RESTIC_PASSWORD"] = self.restic_password.get_secret_value()
         if self.restic_password_file is not None:
             env["RESTIC_PASSWORD_FILE"] = str(self.restic_password_file)
+        if self.legacy_password_list():
+            # read by sidecar.edges.restic, never handed to restic itself
+            env[ENV_LEGACY_PASSWORDS] = ",".join(self.legacy_password_list())
         if self.restic_cache_dir is not None:
             env["RESTIC_CACHE_DIR"] = str(self.restic_cache_dir)
         return env
@@ -328,6 +369,7 @@ class VolumeSpec:
     retention: str | None = None
     adopt: bool | None = None
     retention_ack: str | None = None
+    drill: str | None = None  # lifeboat.dev/drill: weekly, daily, cron or off
 
 
 # per-volume options of the backup sidecar: (option, VolumeSpec field, the contract's parser)
@@ -336,6 +378,7 @@ _VOLUME_SETTINGS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("--retention", "retention", parse_retention),
     ("--adopt", "adopt", parse_bool),
     ("--retention-ack", "retention_ack", parse_retention_ack),
+    ("--drill", "drill", parse_drill),
 )
 
 
@@ -485,6 +528,15 @@ class SidecarSettings(Settings):
             ge=0,
         ),
     ]
+    forget_at_exit: Annotated[
+        bool,
+        _var(
+            False,
+            ENV_FORGET_AT_EXIT,
+            "`true` (the injector sets it on Job pods): the final backup is followed by `forget` with the "
+            "volume's retention, so a CronJob's snapshot per run stays bounded",
+        ),
+    ]
     adopt: Annotated[
         bool,
         _var(
@@ -510,7 +562,9 @@ class SidecarSettings(Settings):
         _var(
             30.0,
             "LIFEBOAT_FIRST_BACKUP_DELAY",
-            "seconds after start for the first backup of a volume that was restored or started fresh",
+            "seconds after start for the first backup of a volume that was restored or started fresh; "
+            "a volume that already held data is backed up within twice this (jittered) if no snapshot "
+            "protects it yet",
             ge=0,
         ),
     ]
@@ -529,6 +583,35 @@ class SidecarSettings(Settings):
             10.0,
             "LIFEBOAT_STOP_GRACE",
             "seconds restic gets to stop cleanly after SIGINT before SIGKILL",
+            gt=0,
+        ),
+    ]
+    drill: Annotated[
+        str,
+        _var(
+            "weekly",
+            ENV_DRILL,
+            "restore drills (`lifeboat.dev/drill`): `weekly`, `daily`, a 5-field crontab expression "
+            "(UTC) or `off`; jittered per namespace/PVC",
+        ),
+    ]
+    drill_scratch_budget: Annotated[
+        int,
+        _var(
+            256 * 2**20,
+            "LIFEBOAT_DRILL_SCRATCH_BUDGET",
+            "bytes of scratch space a drill may fill (never more than half the scratch file system's free "
+            "space); a larger snapshot gets a sampled drill. Keep it below the scratch emptyDir's "
+            "sizeLimit, if it has one: exceeding that evicts the pod",
+            ge=0,
+        ),
+    ]
+    drill_timeout: Annotated[
+        float,
+        _var(
+            3600.0,
+            "LIFEBOAT_DRILL_TIMEOUT",
+            "seconds a drill may take before it is stopped (failed)",
             gt=0,
         ),
     ]
@@ -559,6 +642,12 @@ class SidecarSettings(Settings):
             parse_retention_ack(value)
             return value.strip()
         return None
+
+    @field_validator("drill")
+    @classmethod
+    def _drill(cls, value: str) -> str:
+        parse_drill(value)
+        return value.strip()
 
     @field_validator("check_read_data_subset")
     @classmethod
@@ -632,6 +721,7 @@ def build_runtime(settings: SidecarSettings, volumes: list[VolumeSpec]) -> Runti
                 retention=_volume_retention(settings, v, schedule),
                 adopt=settings.adopt if v.adopt is None else v.adopt,
                 retention_ack=v.retention_ack or settings.retention_ack,
+                drill=v.drill or settings.drill,
             )
             for v in volumes
             for schedule in [parse_schedule(v.schedule) if v.schedule else settings.schedule]

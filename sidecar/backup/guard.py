@@ -71,6 +71,9 @@ class History:
     latest_bytes: int | None = None
     latest_uids: tuple[str, ...] = ()
     latest_foreign: bool = False  # the newest snapshot was not written by Lifeboat (e.g. VolSync)
+    # `pin-applied=` tags of the newest snapshot: every backup carries them on, so a spent snapshot
+    # pin stays spent after retention forgot the snapshot it pinned (docs/restore.md)
+    latest_pins: tuple[str, ...] = ()
 
     @property
     def latest_size_known(self) -> bool:

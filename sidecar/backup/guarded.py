@@ -8,6 +8,11 @@ ones waited for and measured). Snapshots carry a stable identity (sidecar.identi
 cluster finds it by name. It never raises for restic or volume trouble: the result says what happened,
 and its `result` field is the metric label.
 
+SQLite databases on the volume (found by the same walk that measures it) are captured through
+SQLite's own locking just before restic runs and stored in the same snapshot (sidecar.edges.capture);
+one that cannot be captured is stored as it is and makes the result `incomplete`, never silently torn.
+The data directory of a live database server is reported: a file-level copy of it is not consistent.
+
 This module is imported by the idle process, so it stays light: creating a repository (the store
 probe, boto3) is a callable the caller passes in and only runs when restic says there is none.
 """
@@ -16,16 +21,18 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lifeboat.exitcodes import EX_NOPERM, EX_OK, EX_TEMPFAIL
 from lifeboat.logs import event
 from sidecar.backup.guard import GuardInput, History, Verdict, VolumeFacts, decide
+from sidecar.edges.capture import Capture, capture, clean
 from sidecar.edges.restic import BackupSummary, Failure, Restic, ResticError, Snapshot
 from sidecar.edges.store import INIT_CLAIM, StoreError, StoreProbe, StoreState
-from sidecar.edges.usage import IGNORED_AT_ROOT, measure
+from sidecar.edges.usage import IGNORED_AT_ROOT, survey
 from sidecar.identity import SNAPSHOT_HOST, tags_for
 from sidecar.locking import LockedOut, run_locked
 from sidecar.repository import Repository
@@ -40,6 +47,14 @@ class GuardPolicy:
 
     adopt: bool = False
     shrink_limit: float = 0.5
+
+
+@dataclass(frozen=True)
+class CapturePolicy:
+    """SQLite captures: how long to wait for a writer's lock, how long all captures may take."""
+
+    busy_seconds: float = 30.0
+    timeout: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,8 @@ class GuardedBackup:
     failure: Failure | None = None
     message: str = ""
     store_code: int = 0  # the exit code the store probe gave when the repository could not be made
+    capture: Capture = field(default_factory=Capture)
+    servers: tuple[tuple[str, str], ...] = ()  # (directory, engine) of live server data on the volume
     unreadable: int = 0  # paths restic could not read (`incomplete`); lost+found at the root not counted
 
     @property
@@ -201,6 +218,7 @@ def history_of(snapshots: list[Snapshot]) -> History:
         latest_bytes=latest.bytes,
         latest_uids=uids,
         latest_foreign=latest.hostname != SNAPSHOT_HOST and "lifeboat" not in latest.tags,
+        latest_pins=tuple(t for t in latest.tags if t.startswith("pin-applied=")),
     )
 
 
@@ -253,6 +271,7 @@ def guarded_backup(
     lock_patience: float,
     timeout: float | None = None,
     deadline: Callable[[], float] | None = None,
+    capture_policy: CapturePolicy | None = None,
 ) -> GuardedBackup:
     """Measure, read the history, ask the guard, wait for locks, back up. Never raises for restic.
 
@@ -262,8 +281,23 @@ def guarded_backup(
     """
     pvc = volume.pvc
     initialized = False
+    captured = Capture()
+    capture_policy = capture_policy or CapturePolicy()
     try:
-        facts = measure(volume.path)
+        found = survey(volume.path)
+        facts = found.facts
+        if found.servers and not backed_up:  # once per pod start, until its first backup
+            for directory, engine in found.servers:
+                event(
+                    log,
+                    "volume.live_server_database",
+                    logging.WARNING,
+                    pvc=pvc,
+                    path=directory,
+                    engine=engine,
+                    explanation="file-level copy of a live server database: not consistent",
+                    fix="back up the engine's dump to a labelled volume, or stop the app (docs/backup.md)",
+                )
         try:
             snapshots = restic.snapshots()
         except ResticError as exc:
@@ -316,19 +350,25 @@ def guarded_backup(
             event(log, "guard.adopted", logging.WARNING, pvc=pvc, explanation=verdict.explanation)
         patience = lock_patience if deadline is None else min(lock_patience, max(0.0, deadline()))
         budget = timeout if deadline is None else max(1.0, deadline())
-        summary, wait = run_locked(
-            restic,
-            pvc,
-            "backup",
-            lambda: restic.backup(
-                volume.path,
-                host=SNAPSHOT_HOST,
-                tags=tags_for(namespace, pvc, volume.pvc_uid),
-                excludes=_excludes(volume.path),
-                timeout=budget,
-            ),
-            patience=patience,
-        )
+        captured = _capture(volume, found.databases, capture_policy, deadline)
+        try:
+            summary, wait = run_locked(
+                restic,
+                pvc,
+                "backup",
+                lambda: restic.backup(
+                    volume.path,
+                    host=SNAPSHOT_HOST,
+                    tags=[*tags_for(namespace, pvc, volume.pvc_uid), *history.latest_pins],
+                    excludes=[*_excludes(volume.path), *captured.excludes],
+                    extra=captured.targets,
+                    timeout=budget,
+                ),
+                patience=patience,
+            )
+        finally:
+            if captured.staging is not None:
+                clean(captured.staging)
     except ResticError as exc:
         result = "cancelled" if exc.failure in (Failure.INTERRUPTED, Failure.TIMEOUT) else "failed"
         if exc.failure is Failure.LOCKED:
@@ -346,6 +386,19 @@ def guarded_backup(
     # (fsck's, root-only) is no loss; restic's exit code without any error line is believed.
     unreadable = _unreadable(volume.path, summary)
     result = "incomplete" if summary.incomplete and (unreadable or not summary.unreadable) else "success"
+    if captured.failed:
+        result = "incomplete"
+        for failure in captured.failed:
+            event(
+                log,
+                "sqlite.capture_failed",
+                logging.ERROR,
+                pvc=pvc,
+                snapshot=summary.snapshot_id,
+                path=failure.path,
+                reason=failure.reason,
+                explanation="stored as it is on the volume: it may not restore consistently",
+            )
     if result == "incomplete":
         event(
             log,
@@ -368,6 +421,9 @@ def guarded_backup(
         bytes=summary.total_bytes,
         added_bytes=summary.data_added,
         unreadable=len(unreadable),
+        sqlite_captured=len(captured.captured),
+        sqlite_failed=len(captured.failed),
+        sqlite_longest_hold_seconds=captured.longest_hold,
         seconds=summary.seconds,
         lock_wait_seconds=round(wait.waited, 3),
     )
@@ -382,9 +438,41 @@ def guarded_backup(
         stale_locks_removed=len(wait.removed),
         initialized=initialized,
         message=f"snapshot {summary.snapshot_id}"
-        + (f", incomplete: {len(unreadable)} unreadable paths" if result == "incomplete" else ""),
+        + (f", incomplete: {len(unreadable)} unreadable paths" if unreadable else "")
+        + (
+            f", {len(captured.failed)} SQLite database(s) not captured consistently:"
+            f" {', '.join(f.path for f in captured.failed[:5])}"
+            if captured.failed
+            else ""
+        ),
         unreadable=len(unreadable),
+        capture=captured,
+        servers=found.servers,
     )
+
+
+def _capture(
+    volume: VolumeTarget,
+    databases: tuple[str, ...],
+    policy: CapturePolicy,
+    deadline: Callable[[], float] | None,
+) -> Capture:
+    """Captures the volume's SQLite databases; the final backup's deadline bounds it too."""
+    if not databases:
+        return Capture()
+    timeout = policy.timeout if deadline is None else max(1.0, min(policy.timeout, deadline() / 2))
+    started = time.monotonic()
+    result = capture(volume.path, volume.pvc, databases, busy_seconds=policy.busy_seconds, timeout=timeout)
+    event(
+        log,
+        "sqlite.captured",
+        pvc=volume.pvc,
+        databases=len(result.captured),
+        failed=len(result.failed),
+        longest_hold_seconds=result.longest_hold,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    return result
 
 
 def claim_history(volume: VolumeTarget, restic: Restic, *, patience: float) -> str | None:

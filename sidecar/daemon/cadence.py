@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from dataclasses import dataclass
 
 from lifeboat.contract import Schedule, next_run
 
@@ -72,3 +73,41 @@ def expected_interval(schedule: Schedule, *, runs: int = 400) -> int:
         longest = max(longest, int((following - t).total_seconds()))
         t = following
     return longest
+
+
+# --- the first backup after start ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FirstBackup:
+    """When a volume's first backup after start runs, and on which condition."""
+
+    at: dt.datetime
+    only_if_unprotected: bool  # True: runs only when the repository holds no snapshot
+
+
+def first_backup(
+    outcome: str | None, namespace: str, pvc: str, now: dt.datetime, delay: float
+) -> FirstBackup:
+    """`restored`/`fresh`: after `delay` (LIFEBOAT_FIRST_BACKUP_DELAY; the history must carry this
+    volume instance at once). `skipped` or unknown (the volume held data, so the store was not
+    asked): somewhere in [0, 2 x delay) seconds (0-60 s by default), jittered per volume so one
+    node's pods do not all ask the store at once, and only if no snapshot protects the data yet:
+    a PVC labelled after its app wrote to it is not left unprotected until its slot (issue 14 item 8).
+    """
+    if outcome in ("restored", "fresh"):
+        return FirstBackup(now + dt.timedelta(seconds=delay), only_if_unprotected=False)
+    window = int(2 * delay)
+    offset = jitter_seconds(namespace, pvc, "first-backup", window) if window > 0 else 0
+    return FirstBackup(now + dt.timedelta(seconds=offset), only_if_unprotected=True)
+
+
+def next_backup(
+    first: FirstBackup | None, scheduled: dt.datetime | None, protected: bool | None
+) -> dt.datetime | None:
+    """The next backup that will really run: the first backup unless it is conditional and the
+    volume is known to be protected already (`protected` None: not known yet, so it counts)."""
+    candidates = [t for t in (scheduled,) if t is not None]
+    if first is not None and not (first.only_if_unprotected and protected):
+        candidates.append(first.at)
+    return min(candidates, default=None)

@@ -2,15 +2,17 @@
 
 It wires the pieces and owns the process's life:
 - at start: validate configuration (exit 78 naming the variable), read the restore handover, start
-  the metrics server and the scheduler (backup, prune and check jobs per volume, each jittered);
+  the metrics server and the scheduler (backup, prune, check and restore drill jobs per volume,
+  each jittered; drills: sidecar.daemon.drill, emptying their scratch space first);
   a volume that was restored or started fresh gets its first backup soon after start, so the
   newest snapshot carries this volume instance's UID before any restart can ask (sidecar.backup.guard);
 - while running: jobs of one volume never overlap (one mutex per volume); a failed backup is retried
   after LIFEBOAT_BACKUP_RETRY_DELAY; the volume's used bytes are refreshed for the metric;
 - on SIGTERM (Kubernetes stops a native sidecar after the app, so the data is quiesced): stop the
-  scheduler, cancel running work cleanly, take one final guarded backup of every volume within
-  LIFEBOAT_FINAL_BACKUP_TIMEOUT; if time runs out restic is interrupted with SIGINT (no partial
-  snapshot, its lock removed) and the process still exits 0. A second SIGTERM cancels at once.
+  scheduler, cancel running work cleanly (a drill's process group too), take one final guarded
+  backup of every volume within LIFEBOAT_FINAL_BACKUP_TIMEOUT (never a drill); if time runs out
+  restic is interrupted with SIGINT (no partial snapshot, its lock removed) and the process still
+  exits 0. A second SIGTERM cancels at once.
 
 The long-running process stays small: restic does the S3 work; boto3 is imported only if a
 repository has to be created (the store probe), kubernetes never.
@@ -34,11 +36,22 @@ from lifeboat.contract import ConfigError, parse_retention_ack
 from lifeboat.exitcodes import EX_CONFIG, EX_OK
 from lifeboat.logs import Redactor, configure, event
 from sidecar.backup.guarded import GuardedBackup, GuardPolicy, claim_history, guarded_backup
-from sidecar.daemon.cadence import UTC, Schedule, expected_interval, jitter_seconds, spread
+from sidecar.daemon.cadence import (
+    UTC,
+    FirstBackup,
+    Schedule,
+    expected_interval,
+    first_backup,
+    jitter_seconds,
+    next_backup,
+    spread,
+)
+from sidecar.daemon.drill import Drills
 from sidecar.daemon.maintenance import Breaker, Maintenance, check, forget, prune
 from sidecar.daemon.metrics import Metrics, serve
 from sidecar.daemon.retention import render
 from sidecar.daemon.scheduler import JobSpec, Scheduler
+from sidecar.drill.plan import DrillReport, drill_offset
 from sidecar.edges.clock import repository_time
 from sidecar.edges.restic import Restic, ResticError
 from sidecar.edges.usage import filesystem_used_bytes
@@ -71,6 +84,7 @@ class VolumeWorker:
     backed_up: bool = False
     mutex: threading.Lock = field(default_factory=threading.Lock)
     on_failure: Callable[[VolumeWorker], None] | None = None
+    drills: Drills | None = None  # restore drills into scratch space (sidecar.daemon.drill)
     _probe: Any = None
     _held: bool = False  # the retention breaker refused the last forget or prune
 
@@ -122,6 +136,30 @@ class VolumeWorker:
         if result.result in ("failed", "locked") and self.on_failure is not None:
             self.on_failure(self)
         return result
+
+    def protect(self) -> GuardedBackup | None:
+        """The first backup of data Lifeboat did not restore or start (outcome `skipped`), taken only
+        when no snapshot protects it yet: a volume labelled after its app had written to it is backed
+        up soon after start instead of at its next slot, up to a day later (issue 14 item 8)."""
+        try:
+            with self.mutex:
+                snapshots = self.restic.snapshots()
+        except ResticError as exc:
+            # no repository yet, or the store is down: the guarded backup creates the repository
+            # (on a positive "none") or fails and is retried after LIFEBOAT_BACKUP_RETRY_DELAY
+            event(log, "backup.first_of_unprotected_data", pvc=self.pvc, because=exc.failure.value)
+            return self.backup()
+        if snapshots:
+            event(
+                log,
+                "backup.first_not_needed",
+                pvc=self.pvc,
+                snapshots=len(snapshots),
+                newest=snapshots[-1].time.isoformat(),
+            )
+            return None
+        event(log, "backup.first_of_unprotected_data", pvc=self.pvc, because="no snapshot")
+        return self.backup()
 
     def claim(self) -> str | None:
         """Marks the restored history as this volume instance's (sidecar.scheduled.claim_history)."""
@@ -200,6 +238,23 @@ class VolumeWorker:
                 event(log, "retention.cleared", pvc=self.pvc, operation=result.operation)
         return result
 
+    def drill(self) -> DrillReport:
+        """One restore drill of the latest snapshot into scratch space, under the volume's mutex
+        (never beside its backup, prune or check) and the pod's drill lock (one at a time)."""
+        if self.drills is None:
+            return DrillReport(result="skipped", reason="drills are off")
+        cancel = self.restic.cancel
+        with self.drills.lock, self.mutex:
+            if cancel.is_set():
+                report = DrillReport(result="cancelled", reason="the sidecar is stopping")
+            else:
+                event(log, "drill.started", pvc=self.pvc, scratch_budget=self.drills.budget)
+                report = self.drills.run(self.volume.repository, cancel=cancel, redact=self.restic.redact)
+        self.metrics.observe_drill(self.pvc, report, self.clock())
+        level = {"success": logging.INFO, "failed": logging.ERROR}.get(report.result, logging.WARNING)
+        event(log, "drill.finished", level, pvc=self.pvc, **report.as_dict())
+        return report
+
     def refresh_volume_metric(self) -> None:
         self.metrics.observe_volume(self.pvc, filesystem_used_bytes(self.volume.path))
 
@@ -216,6 +271,10 @@ def job_specs(workers: list[VolumeWorker], settings: Runtime) -> list[JobSpec]:
         for kind, schedule in plans:
             offset = jitter_seconds(settings.namespace, worker.pvc, kind, spread(schedule))
             specs.append(JobSpec(f"{kind}:{worker.pvc}", getattr(worker, kind), schedule.cron, offset))
+        drill = settings.drill_of(worker.volume)
+        if drill is not None and worker.drills is not None:
+            offset = drill_offset(settings.namespace, worker.pvc, drill)
+            specs.append(JobSpec(f"drill:{worker.pvc}", worker.drill, drill.cron, offset))
     return specs
 
 
@@ -234,6 +293,15 @@ class Sidecar:
         self.handover: dict[str, Handover] = read_handover(runtime.state_dir)
         self.metrics = Metrics(runtime.namespace, [v.pvc for v in runtime.volumes])
         self.workers: list[VolumeWorker] = []
+        self.drills = Drills(
+            scratch_dir=runtime.scratch_dir,
+            budget=runtime.drill_scratch_budget,
+            timeout=runtime.drill_timeout,
+            restic_binary=runtime.restic_binary,
+            restic_env=runtime.restic_env,
+            volumes={v.pvc: v.path for v in runtime.volumes},
+        )
+        self.drills.clean()  # what a drill killed with the last sidecar (kill -9) left behind
         for volume in runtime.volumes:
             restic = Restic(
                 repository=volume.repository,
@@ -249,11 +317,16 @@ class Sidecar:
             outcome = self.handover[volume.pvc].outcome if volume.pvc in self.handover else None
             worker = VolumeWorker(runtime, volume, restic, self.metrics, outcome, clock=clock)
             worker.on_failure = self._retry_later
+            drill = runtime.drill_of(volume)
+            worker.drills = self.drills if drill is not None else None
+            self.metrics.observe_drill_schedule(volume.pvc, expected_interval(drill) if drill else None)
             self.workers.append(worker)
             self.metrics.observe_outcome(volume.pvc, outcome)
             self.metrics.observe_start(volume.pvc, expected_interval(runtime.schedule_of(volume)), clock())
             worker.refresh_volume_metric()
-        self.scheduler = Scheduler(job_specs(self.workers, runtime), workers=len(self.workers) + 1)
+        # a thread per volume for its backups and one more per volume for a drill waiting its turn
+        # (drills run one at a time per pod): a queued drill never holds up another volume's backup
+        self.scheduler = Scheduler(job_specs(self.workers, runtime), workers=2 * len(self.workers) + 1)
         self.stop = threading.Event()
         self.stopping = False
         self.started = False
@@ -300,12 +373,15 @@ class Sidecar:
                 )
         self.scheduler.start()
         now = dt.datetime.now(UTC)
+        firsts: dict[str, FirstBackup] = {}
         for worker in self.workers:
             if worker.outcome == "restored":
                 self.scheduler.run_once(f"claim:{worker.pvc}", worker.claim, now)
-            if worker.outcome in ("restored", "fresh"):
-                when = now + dt.timedelta(seconds=settings.first_backup_delay)
-                self.scheduler.run_once(f"first-backup:{worker.pvc}", worker.backup, when)
+            first = firsts[worker.pvc] = first_backup(
+                worker.outcome, settings.namespace, worker.pvc, now, settings.first_backup_delay
+            )
+            job = worker.protect if first.only_if_unprotected else worker.backup
+            self.scheduler.run_once(f"first-backup:{worker.pvc}", job, first.at)
         self.started = True
         event(
             log,
@@ -317,7 +393,16 @@ class Sidecar:
                 for w in self.workers
             },
             retention={w.pvc: render(settings.retention_of(w.volume)) for w in self.workers},
-            next_backups={w.pvc: str(self.scheduler.next_run(f"backup:{w.pvc}")) for w in self.workers},
+            next_drills={
+                w.pvc: str(self.scheduler.next_run(f"drill:{w.pvc}")) for w in self.workers if w.drills
+            },
+            # the first backup after start when it comes before the slot (issue 14 item 8)
+            next_backups={
+                w.pvc: str(next_backup(firsts[w.pvc], self.scheduler.next_run(f"backup:{w.pvc}"), None))
+                for w in self.workers
+            },
+            # volumes whose first backup runs only if their repository holds no snapshot yet
+            first_backup_if_unprotected=[w.pvc for w in self.workers if firsts[w.pvc].only_if_unprotected],
             metrics_port=settings.metrics_port,
         )
 
@@ -364,7 +449,9 @@ class Sidecar:
                 return end - time.monotonic()
 
             def final(worker: VolumeWorker) -> None:
-                result = worker.backup(deadline=remaining, then_forget=False)
+                # a Job's pod (LIFEBOAT_FORGET_AT_EXIT) forgets after it: each run of a CronJob adds
+                # a snapshot and no scheduled forget may ever run in its short life
+                result = worker.backup(deadline=remaining, then_forget=self.runtime.forget_at_exit)
                 results.append(result)
 
             threads = [threading.Thread(target=final, args=(w,), name=f"final-{w.pvc}") for w in self.workers]
@@ -440,7 +527,7 @@ def main(volumes: list[VolumeSpec], env: dict[str, str] | None = None) -> int:
         return EX_CONFIG
     if env is None:
         _exec_slim(runtime)
-    redactor = configure(Redactor(runtime.secrets))
+    redactor = configure(Redactor(runtime.secrets), runtime.log_level)
     return run_sidecar(runtime, redact=redactor)
 
 
@@ -463,7 +550,7 @@ def _exec_slim(runtime: Runtime) -> None:
 def _run_slim(fd: int) -> int:
     with os.fdopen(fd, "r") as handover:
         runtime = Runtime.from_json(handover.read())
-    redactor = configure(Redactor(runtime.secrets))
+    redactor = configure(Redactor(runtime.secrets), runtime.log_level)
     return run_sidecar(runtime, redact=redactor)
 
 
@@ -473,7 +560,7 @@ def _cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--volume", action="append", default=[], metavar="PVC=PATH")
     parser.add_argument("--pvc-uid", action="append", default=[], metavar="PVC=UID")
     parser.add_argument("--repository", action="append", default=[], metavar="PVC=REPOSITORY")
-    for option in ("--schedule", "--retention", "--adopt", "--retention-ack"):
+    for option in ("--schedule", "--retention", "--adopt", "--retention-ack", "--drill"):
         parser.add_argument(option, action="append", default=[], metavar="PVC=VALUE")
     parser.add_argument("--runtime-fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -490,6 +577,7 @@ def _cli(argv: list[str] | None = None) -> int:
             retention=args.retention,
             adopt=args.adopt,
             retention_ack=args.retention_ack,
+            drill=args.drill,
         )
     except ConfigError as exc:
         print(f"lifeboat sidecar: configuration error: {exc}", file=sys.stderr)

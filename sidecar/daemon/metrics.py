@@ -21,6 +21,8 @@ from sidecar.backup.guard import Reason
 from sidecar.backup.guarded import GuardedBackup
 from sidecar.daemon.breaker import Reason as BreakerReason
 from sidecar.daemon.maintenance import Maintenance
+from sidecar.drill.plan import RESULTS as DRILL_RESULTS
+from sidecar.drill.plan import DrillReport
 
 BACKUP_RESULTS = ("success", "incomplete", "blocked", "locked", "failed", "cancelled")
 MAINTENANCE_RESULTS = ("success", "failed", "skipped", "locked", "cancelled", "refused")
@@ -137,7 +139,68 @@ class Metrics:
             LABELS,
             registry=r,
         )
+        self._drills_proven: set[str] = set()  # PVCs whose drill succeeded or failed at least once
+        self.drill_last_success = Gauge(
+            "lifeboat_drill_last_success_timestamp_seconds",
+            "Unix time of the last restore drill that found nothing wrong.",
+            LABELS,
+            registry=r,
+        )
+        self.drill_last_result = Gauge(
+            "lifeboat_drill_last_result",
+            "1 for the last restore drill's result (success, failed, skipped, cancelled), 0 for the others.",
+            (*LABELS, "result"),
+            registry=r,
+        )
+        self.drill_duration = Gauge(
+            "lifeboat_drill_duration_seconds", "Wall time of the last restore drill.", LABELS, registry=r
+        )
+        self.drill_interval = Gauge(
+            "lifeboat_drill_interval_seconds",
+            "The PVC's drill schedule: the longest gap between two drills (absent when drills are off).",
+            LABELS,
+            registry=r,
+        )
+        self.drill_files = Gauge(
+            "lifeboat_drill_files",
+            "Files of the last drill's snapshot: `checked` (restored and counted) and `total`.",
+            (*LABELS, "scope"),
+            registry=r,
+        )
+        self.drill_bytes = Gauge(
+            "lifeboat_drill_bytes",
+            "Bytes of the last drill's snapshot: `checked` (restored and counted) and `total`.",
+            (*LABELS, "scope"),
+            registry=r,
+        )
+        self.drill_databases_failed = Gauge(
+            "lifeboat_drill_databases_failed",
+            "SQLite databases of the last drill that failed `PRAGMA integrity_check` or did not open.",
+            LABELS,
+            registry=r,
+        )
+        self.sqlite_databases = Gauge(
+            "lifeboat_sqlite_databases",
+            "SQLite databases on the volume at the last backup, by capture status (captured, failed).",
+            (*LABELS, "status"),
+            registry=r,
+        )
+        self.sqlite_hold = Gauge(
+            "lifeboat_sqlite_capture_hold_seconds",
+            "Longest read lock a SQLite capture held at the last backup (a rollback-mode writer's wait).",
+            LABELS,
+            registry=r,
+        )
+        self.live_servers = Gauge(
+            "lifeboat_live_server_database",
+            "1 while the volume holds a live server database's data directory"
+            " (its file-level copy is not consistent).",
+            (*LABELS, "engine"),
+            registry=r,
+        )
         for pvc in pvcs:
+            for status in ("captured", "failed"):
+                self.sqlite_databases.labels(namespace, pvc, status).set(0)
             for cause in BreakerReason:
                 self.retention_refusals.labels(namespace, pvc, cause.value)
             self.breaker_tripped.labels(namespace, pvc).set(0)
@@ -152,6 +215,35 @@ class Metrics:
     def observe_start(self, pvc: str, interval: int, now: float) -> None:
         self.interval.labels(self.namespace, pvc).set(interval)
         self.started.labels(self.namespace, pvc).set(now)
+
+    def observe_drill_schedule(self, pvc: str, interval: int | None) -> None:
+        """A PVC with drills on gets its interval and a zero for every result; off: no series."""
+        if interval is None:
+            return
+        self.drill_interval.labels(self.namespace, pvc).set(interval)
+        for result in DRILL_RESULTS:
+            self.drill_last_result.labels(self.namespace, pvc, result)
+
+    def observe_drill(self, pvc: str, report: DrillReport, now: float) -> None:
+        """Records a drill. A skipped or cancelled one proved nothing either way: it shows as the
+        last result only until a drill has succeeded or failed, so it never hides a failure."""
+        ns = self.namespace
+        if report.result in ("skipped", "cancelled") and pvc in self._drills_proven:
+            return
+        if report.result in ("success", "failed"):
+            self._drills_proven.add(pvc)
+        for result in DRILL_RESULTS:
+            self.drill_last_result.labels(ns, pvc, result).set(1 if result == report.result else 0)
+        if report.result in ("skipped", "cancelled"):
+            return
+        self.drill_duration.labels(ns, pvc).set(report.seconds)
+        self.drill_files.labels(ns, pvc, "checked").set(report.files_checked)
+        self.drill_files.labels(ns, pvc, "total").set(report.files_total)
+        self.drill_bytes.labels(ns, pvc, "checked").set(report.bytes_checked)
+        self.drill_bytes.labels(ns, pvc, "total").set(report.bytes_total)
+        self.drill_databases_failed.labels(ns, pvc).set(report.databases_failed)
+        if report.result == "success":
+            self.drill_last_success.labels(ns, pvc).set(now)
 
     def observe_outcome(self, pvc: str, outcome: str | None) -> None:
         for name in OUTCOMES:
@@ -172,6 +264,13 @@ class Metrics:
         elif result.wrote_snapshot:  # the guard let it through (an incomplete one too)
             for reason in Reason:
                 self.guard_blocked.labels(ns, pvc, reason.value).set(0)
+        if result.wrote_snapshot:
+            self.sqlite_databases.labels(ns, pvc, "captured").set(len(result.capture.captured))
+            self.sqlite_databases.labels(ns, pvc, "failed").set(len(result.capture.failed))
+            self.sqlite_hold.labels(ns, pvc).set(result.capture.longest_hold)
+        if result.volume is not None:  # the volume was surveyed
+            for engine in {engine for _, engine in result.servers}:
+                self.live_servers.labels(ns, pvc, engine).set(1)
         if result.succeeded and result.summary is not None:
             self.last_success.labels(ns, pvc).set(now)
             self.duration.labels(ns, pvc).observe(result.summary.seconds)

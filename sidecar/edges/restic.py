@@ -6,7 +6,12 @@ Modelled on k8up's wrapper. Every call:
 - is bounded by a timeout and by a cancel token; either sends restic SIGINT, which restic turns
   into a clean stop (lock removed, no partial snapshot), and SIGKILL only after a grace period;
 - maps restic's exit codes (0, 1, 3, 10, 11, 12, 130) to typed outcomes, so callers decide on
-  kinds, never on message text.
+  kinds, never on message text;
+- on exit 12 (wrong password), when `env` carries legacy passwords (LIFEBOAT_LEGACY_PASSWORDS, a
+  repository created by Lifeboat 0.1.0 from a master with a trailing newline), tries each: the one
+  that opens the repository adds the current password as a key (`restic key add`, the new password
+  through stdin), the call is run again, and `repository.password_migrated` is logged. No legacy
+  password opens it: the exit 12 stands.
 """
 
 from __future__ import annotations
@@ -31,10 +36,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from lifeboat.contract import ENV_LEGACY_PASSWORDS
+from lifeboat.logs import event
+
 log = logging.getLogger(__name__)
 
 # The environment restic inherits from us: nothing else, so no stray credential leaks in.
 _PASSTHROUGH = ("PATH", "HOME", "TMPDIR", "TZ", "LANG", "SSL_CERT_FILE", "SSL_CERT_DIR")
+_WRONG_PASSWORD_EXIT = 12
 
 
 class Failure(Enum):
@@ -67,6 +76,7 @@ class ResticError(Exception):
         self.failure = failure
         self.exit_code = exit_code
         self.message = message
+        self.items: tuple[str, ...] = ()  # what restic named in its `error` messages (restore)
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,15 @@ class RestoreSummary:
     seconds: float
     # extended attributes the target refused (restic's own `error` messages): let pass
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Node:
+    """One entry of `restic ls`: its path in the snapshot (`/dir/file`), type and size."""
+
+    path: str
+    type: str  # file, dir, symlink, dev, chardev, fifo, socket
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -208,6 +227,10 @@ class Restic:
         cwd: Path | None = None,
         lock: bool = True,
         on_line: Callable[[dict[str, Any]], None] | None = None,
+        keep: bool = True,  # False: stdout goes to `on_line` only (long listings)
+        password: str | None = None,
+        stdin_text: str | None = None,
+        migrate: bool = True,
     ) -> _Completed:
         argv = [self.binary, command, "--json", *args]
         if not lock:
@@ -215,7 +238,10 @@ class Restic:
         elif command not in ("init", "unlock", "version") and self.lock_retry > 0:
             argv[2:2] = ["--retry-lock", f"{int(self.lock_retry)}s"]
         env = {k: os.environ[k] for k in _PASSTHROUGH if k in os.environ}
-        env.update(self.env)
+        env.update({k: v for k, v in self.env.items() if k != ENV_LEGACY_PASSWORDS})
+        if password is not None:  # a legacy password, for the migration only
+            env.pop("RESTIC_PASSWORD_FILE", None)
+            env["RESTIC_PASSWORD"] = password
         env["RESTIC_REPOSITORY"] = self.repository
         env.setdefault("RESTIC_PROGRESS_FPS", "0.2")
         bound = self.timeout if timeout is None else timeout
@@ -224,7 +250,7 @@ class Restic:
                 argv,
                 cwd=cwd,
                 env=env,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if stdin_text is None else subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -232,13 +258,20 @@ class Restic:
             )
         except FileNotFoundError:
             raise ResticError(command, Failure.NOT_INSTALLED, None, f"{self.binary} not found") from None
+        if stdin_text is not None:
+            assert proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.write(stdin_text)
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
         stdout: list[str] = []
         stderr: list[str] = []
 
         def read_stdout() -> None:
             assert proc.stdout is not None
             for line in proc.stdout:
-                stdout.append(line)
+                if keep:
+                    stdout.append(line)
                 if on_line is not None:
                     message = _json_or_none(line)
                     if message is not None:
@@ -271,7 +304,52 @@ class Restic:
         completed = _Completed(code=code, stdout=stdout, stderr=self.redact("".join(stderr)))
         if stopped is not None:
             raise ResticError(command, stopped, code, _last_error(completed) or "stopped by Lifeboat")
+        if code == _WRONG_PASSWORD_EXIT and migrate and command not in ("init", "key", "version"):
+            migration = self._migrate_password()
+            if migration is None:
+                return completed  # no legacy password opens it either: the exit 12 stands
+            if migration.code != 0:
+                return migration  # store trouble during the migration: reported as such, retried
+            return self._run(
+                command, args, timeout=timeout, cwd=cwd, lock=lock, on_line=on_line, migrate=False
+            )
         return completed
+
+    def _migrate_password(self) -> _Completed | None:
+        """Adds the current password as a key with the first legacy password that opens the repository.
+
+        None when there is no legacy password or none opens it. The current password reaches
+        restic through stdin (or as its RESTIC_PASSWORD_FILE path), the legacy one through the
+        environment: neither is ever in argv (rule 6)."""
+        legacy = [p for p in self.env.get(ENV_LEGACY_PASSWORDS, "").split(",") if p.strip()]
+        current_file = self.env.get("RESTIC_PASSWORD_FILE")
+        current = self.env.get("RESTIC_PASSWORD")
+        if not legacy or (current_file is None and not current):
+            return None
+        args = ["add", "--new-password-file", current_file or "/dev/stdin"]
+        for number, old in enumerate(legacy, start=1):
+            completed = self._run(
+                "key",
+                args,
+                timeout=min(self.timeout, 300),
+                password=old.strip(),
+                stdin_text=None if current_file else f"{current}\n",
+                migrate=False,
+            )
+            if completed.code == 0:
+                event(
+                    log,
+                    "repository.password_migrated",
+                    logging.WARNING,
+                    repository=self.repository,
+                    legacy_password=number,
+                    detail="the repository opened with a password Lifeboat 0.1.0 derived; the current "
+                    "password was added as a key (docs/credentials.md)",
+                )
+                return completed
+            if completed.code != _WRONG_PASSWORD_EXIT:
+                return completed
+        return None
 
     def _stop(self, proc: subprocess.Popen[str]) -> None:
         """SIGINT first: restic then removes its lock and writes no partial snapshot."""
@@ -326,7 +404,14 @@ class Restic:
         return sorted(snaps, key=lambda s: s.time)
 
     def restore(
-        self, snapshot_id: str, target: Path, *, delete: bool = True, timeout: float | None = None
+        self,
+        snapshot_id: str,
+        target: Path,
+        *,
+        delete: bool = True,
+        timeout: float | None = None,
+        include_file: Path | None = None,
+        lock: bool = True,
     ) -> RestoreSummary:
         """Restores a snapshot into `target`; with `delete`, target ends equal to the snapshot.
 
@@ -336,19 +421,29 @@ class Restic:
         `error` for the item and exit 1 after restoring everything else: when every error is an
         extended attribute, that restore succeeded in all but those attributes, which a retry
         cannot change; they come back as `warnings` instead of failing the restore forever.
+
+        `include_file` restores only the paths it lists (restic's `--include-file`); `lock=False`
+        reads without writing a lock (`--no-lock`: restore drills, which must leave the repository
+        exactly as they found it). A failure carries the items restic named in `ResticError.items`.
         """
         args = [snapshot_id, "--target", str(target)]
         if delete:
             args.append("--delete")
+        if include_file is not None:
+            args += ["--include-file", str(include_file)]
         started = time.monotonic()
-        completed = self._run("restore", args, timeout=timeout)
+        completed = self._run("restore", args, timeout=timeout, lock=lock)
         warnings: list[str] = []
         if completed.code == 1:
             warnings = _only_xattr_errors(completed)
             if warnings:
                 warnings = [self.redact(text) for text in warnings]
                 completed = _Completed(code=0, stdout=completed.stdout, stderr=completed.stderr)
-        self._check("restore", completed)
+        try:
+            self._check("restore", completed)
+        except ResticError as exc:
+            exc.items = tuple(self.redact(text) for text in _error_items(completed))
+            raise
         summary = _summary(completed)
         return RestoreSummary(
             files=int(summary.get("total_files", 0)),
@@ -359,6 +454,24 @@ class Restic:
             warnings=tuple(warnings),
         )
 
+    def ls(self, snapshot_id: str, on_node: Callable[[Node], None], *, timeout: float | None = None) -> None:
+        """Calls `on_node` for every entry of a snapshot (`restic ls --json --no-lock`): files,
+        dirs, links. Read without a lock and streamed: a listing of millions of files is never
+        held here as text."""
+
+        def parse(message: dict[str, Any]) -> None:
+            if message.get("struct_type") == "node" and "path" in message:
+                on_node(
+                    Node(
+                        path=str(message["path"]),
+                        type=str(message.get("type", "")),
+                        size=int(message.get("size") or 0),
+                    )
+                )
+
+        completed = self._run("ls", [snapshot_id], timeout=timeout, lock=False, on_line=parse, keep=False)
+        self._check("ls", completed)
+
     def backup(
         self,
         directory: Path,
@@ -366,20 +479,24 @@ class Restic:
         host: str,
         tags: Sequence[str] = (),
         excludes: Sequence[str] = (),
+        extra: Sequence[str] = (),
         timeout: float | None = None,
         on_status: Callable[[dict[str, Any]], None] | None = None,
     ) -> BackupSummary:
         """Backs up the contents of `directory` as the snapshot root (`cd dir; restic backup .`).
 
         Snapshot paths are therefore independent of where the volume is mounted, which is also
-        how VolSync lays out its snapshots.
+        how VolSync lays out its snapshots. `extra` are more targets relative to `directory`;
+        restic drops their leading `..`, so `../.lifeboat-sqlite/x` is stored as
+        `.lifeboat-sqlite/x` beside the volume's own files (sidecar.edges.capture). The parent
+        snapshot is the host's newest, whatever its paths: the targets vary with the captures.
         """
-        args = ["--host", host, "--one-file-system"]
+        args = ["--host", host, "--one-file-system", "--group-by", "host"]
         for tag in tags:
             args += ["--tag", tag]
         for pattern in excludes:
             args += ["--exclude", pattern]
-        args.append(".")
+        args += [".", *extra]
         completed = self._run("backup", args, cwd=directory, timeout=timeout, on_line=on_status)
         self._check("backup", completed, ok=(0, 3))
         summary = _summary(completed)
@@ -417,7 +534,7 @@ class Restic:
         *,
         tags: Sequence[str] = (),
         prune: bool = False,
-        group_by: str = "host,paths",
+        group_by: str = "host",
         timeout: float | None = None,
     ) -> ForgetResult:
         """Applies a retention policy, e.g. keep={"hourly": 24, "daily": 7}."""
@@ -437,7 +554,7 @@ class Restic:
         keep: Mapping[str, int],
         *,
         tags: Sequence[str] = (),
-        group_by: str = "host,paths",
+        group_by: str = "host",
         timeout: float | None = None,
     ) -> ForgetPlan:
         """What `forget` with the same arguments would keep and remove: `--dry-run`, no lock taken
@@ -638,6 +755,22 @@ def _only_xattr_errors(completed: _Completed) -> list[str]:
     if not _summary(completed) or counted != len(texts) or not texts:
         return []
     return texts if all(text.startswith("xattr.") for text in texts) else []
+
+
+def _error_items(completed: _Completed, limit: int = 20) -> list[str]:
+    """restic's per-item `error` messages (`item: message`), at most `limit`."""
+    found: list[str] = []
+    for line in completed.stderr.splitlines():
+        message = _json_or_none(line)
+        if message is None or message.get("message_type") != "error":
+            continue
+        error = message.get("error")
+        text = str(error.get("message", "") if isinstance(error, dict) else error)
+        item = message.get("item")
+        found.append(f"{item}: {text}" if item else text)
+        if len(found) >= limit:
+            break
+    return found
 
 
 def _summary(completed: _Completed) -> dict[str, Any]:

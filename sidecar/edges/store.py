@@ -150,6 +150,11 @@ class StoreProbe:
                     retries={"total_max_attempts": 1, "mode": "standard"},
                     s3={"addressing_style": "path"},
                     signature_version="s3v4",
+                    # botocore >= 1.36 otherwise sends every PUT over HTTPS as `aws-chunked` with a
+                    # trailing checksum, which many S3-compatible stores refuse (rclone: 411
+                    # MissingContentLength; older Ceph RGW, B2): only when the API requires it
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
                 ),
             )
         return self._clients[endpoint]

@@ -4,11 +4,17 @@ The guard compares these numbers with the newest snapshot's summary (`total_file
 `total_bytes_processed`), so they are counted like restic counts them: regular files, apparent size,
 one file system, `lost+found` at the root ignored (a freshly formatted volume has it and is empty).
 `filesystem_used_bytes()` is the other number: what the file system reports, for the metric.
+
+The same walk finds what the backup must treat specially (`survey`): SQLite databases, by their
+16-byte header (captured through SQLite's own locking, sidecar.backup.capture), and the data
+directories of live database servers (PostgreSQL, MySQL/MariaDB, MongoDB), whose file-level copy
+is not consistent and is reported as such. Only files whose size could be a database are opened.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -16,11 +22,49 @@ import psutil
 from sidecar.backup.guard import VolumeFacts
 
 IGNORED_AT_ROOT = frozenset({"lost+found"})
+SQLITE_HEADER = b"SQLite format 3\x00"
+# a file that marks a live server's data directory, and the engine it belongs to
+SERVER_MARKERS = {
+    "PG_VERSION": "postgresql",
+    "ibdata1": "mysql",
+    "aria_log_control": "mysql",
+    "WiredTiger": "mongodb",
+}
+
+
+@dataclass(frozen=True)
+class Survey:
+    """One walk of a volume: the guard's numbers, the SQLite databases, the server data dirs.
+
+    Paths are relative to the volume root, sorted. `servers` pairs a directory with its engine.
+    """
+
+    facts: VolumeFacts
+    databases: tuple[str, ...] = ()
+    servers: tuple[tuple[str, str], ...] = ()
+
+
+def is_sqlite_file(path: str, size: int) -> bool:
+    """SQLite's 16-byte magic at the start of a file of whole pages (>= 512 bytes, a multiple of 512)."""
+    if size < 512 or size % 512:
+        return False
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        return False
 
 
 def measure(root: Path) -> VolumeFacts:
     """Counts regular files and bytes under `root` without following symlinks or mounts."""
+    return survey(root, databases=False).facts
+
+
+def survey(root: Path, *, databases: bool = True) -> Survey:
+    """Counts files and bytes like `measure`, and (with `databases`) finds SQLite and server data."""
     files = size = 0
+    found: list[str] = []
+    servers: dict[str, str] = {}
     root_dev = os.lstat(root).st_dev
     stack = [str(root)]
     while stack:
@@ -43,7 +87,17 @@ def measure(root: Path) -> VolumeFacts:
                 elif entry.is_file(follow_symlinks=False):
                     files += 1
                     size += info.st_size
-    return VolumeFacts(files=files, bytes=size)
+                    if not databases:
+                        continue
+                    if entry.name in SERVER_MARKERS:
+                        servers.setdefault(os.path.relpath(directory, root), SERVER_MARKERS[entry.name])
+                    if is_sqlite_file(entry.path, info.st_size):
+                        found.append(os.path.relpath(entry.path, root))
+    return Survey(
+        facts=VolumeFacts(files=files, bytes=size),
+        databases=tuple(sorted(found)),
+        servers=tuple(sorted(servers.items())),
+    )
 
 
 def filesystem_used_bytes(root: Path) -> int | None:

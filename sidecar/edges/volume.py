@@ -25,6 +25,7 @@ first, so a rerun puts the mode back), the second by `check_readable`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import json
@@ -324,6 +325,27 @@ def _clear_work_dir(root: Path) -> None:
         os.rmdir(work_dir(root))
 
 
+def sync_volume(path: Path) -> None:
+    """Makes everything written on `path`'s file system durable: one `syncfs(2)` (data, metadata
+    and directory entries of every file restic wrote, in one flush of that file system), instead
+    of an fsync per file or a `sync(2)` that would also flush every other volume on the node.
+    Since Linux 5.8 syncfs reports a writeback error of the file system, so a failed flush raises
+    here instead of being committed. Where syncfs is missing (not Linux), `sync(2)`."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            syncfs = libc.syncfs
+        except (OSError, AttributeError):
+            os.sync()
+            return
+        if syncfs(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"syncfs {path}: {os.strerror(code)}")
+    finally:
+        os.close(fd)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -347,7 +369,7 @@ def commit(root: Path, record: dict[str, Any]) -> None:
     clash = tree_dir(root) / WORK_DIR
     if clash.exists():
         raise VolumeError(f"the snapshot itself contains {WORK_DIR!r}; it cannot be restored in place")
-    os.sync()  # the data must be durable before the record that says it is complete
+    sync_volume(work_dir(root))  # the data must be durable before the record that says it is complete
     _write_atomic(work_dir(root) / _COMMIT, record)
 
 

@@ -58,6 +58,32 @@ class SnapshotRef:
 
     id: str
     time: dt.datetime
+    tags: tuple[str, ...] = ()
+
+
+# A pin applies to the restore it was meant for, once (docs/restore.md "Pinning a snapshot"):
+# after a pinned restore the restore container tags the restored snapshot `pin-applied=<key>`;
+# a later restore that finds the tag ignores the pin (logged) and restores the latest, so a pin
+# left on the PVC (or in Git) cannot roll a volume back, or block its restore, months later.
+PIN_APPLIED_TAG = "pin-applied"
+
+
+def pin_key(pin: Pin) -> str:
+    """The pin as a restic tag value: the id prefix as written, or the time in UTC (no commas)."""
+    if pin.snapshot_id is not None:
+        return pin.snapshot_id.lower()
+    assert pin.at_or_before is not None
+    return pin.at_or_before.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def pin_applied_tag(pin: Pin) -> str:
+    return f"{PIN_APPLIED_TAG}={pin_key(pin)}"
+
+
+def applied_by(snapshots: Sequence[SnapshotRef], pin: Pin) -> SnapshotRef | None:
+    """The snapshot that records an earlier restore with this pin, if any."""
+    tag = pin_applied_tag(pin)
+    return next((s for s in snapshots if tag in s.tags), None)
 
 
 class Action(Enum):
@@ -75,6 +101,10 @@ class Decision:
     reason: str
     snapshot: SnapshotRef | None = None
     exit_code: int = 0
+    # set when the restore follows a pin: the tag to add to the restored snapshot afterwards
+    mark_pin: str | None = None
+    # the store says the bucket does not exist: a setup mistake no retry inside the pod fixes
+    bucket_missing: bool = False
 
 
 def choose_snapshot(snapshots: Sequence[SnapshotRef], pin: Pin | None) -> SnapshotRef | None:
@@ -98,6 +128,12 @@ def decide(
 ) -> Decision:
     """The whole restore table. `answer` is None when the store has not been asked (yet)."""
     if volume is VolumeState.HAS_DATA:
+        if pin is not None:
+            return Decision(
+                Action.SKIP,
+                f"the volume already holds data; nothing is touched (the lifeboat.dev/restore-snapshot "
+                f"pin {pin} applies only to a restore into an empty volume)",
+            )
         return Decision(Action.SKIP, "the volume already holds data; nothing is touched")
     if volume is VolumeState.PENDING:
         return Decision(Action.RESUME, "an interrupted restore had finished downloading; completing it")
@@ -111,7 +147,11 @@ def decide(
             "the repository exists but the restic password does not open it",
             exit_code=EX_NOPERM,
         )
-    if answer in (StoreAnswer.UNREACHABLE, StoreAnswer.BUCKET_MISSING, StoreAnswer.INCONSISTENT):
+    if answer is StoreAnswer.BUCKET_MISSING:
+        # waits like any store error (rule 2), but says what to do: Lifeboat never creates buckets
+        said = detail or "the bucket does not exist: create it (docs/stores.md)"
+        return Decision(Action.RETRY, said, exit_code=EX_TEMPFAIL, bucket_missing=True)
+    if answer in (StoreAnswer.UNREACHABLE, StoreAnswer.INCONSISTENT):
         return Decision(Action.RETRY, f"{answer.value}: {detail}".rstrip(": "), exit_code=EX_TEMPFAIL)
     if answer is StoreAnswer.NO_REPOSITORY or not snapshots:
         if pin is not None:
@@ -124,6 +164,17 @@ def decide(
         what = "no repository" if answer is StoreAnswer.NO_REPOSITORY else "a repository with no snapshot"
         said = f": {detail}" if detail and answer is StoreAnswer.NO_REPOSITORY else ""
         return Decision(Action.FRESH, f"the store positively holds {what} for this volume{said}")
+    spent = applied_by(snapshots, pin) if pin is not None else None
+    if spent is not None and pin is not None:
+        latest = choose_snapshot(snapshots, None)
+        assert latest is not None
+        return Decision(
+            Action.RESTORE,
+            f"restoring the latest snapshot {latest.id[:8]}: the lifeboat.dev/restore-snapshot pin {pin} "
+            f"was applied by an earlier restore (snapshot {spent.id[:8]} carries {pin_applied_tag(pin)}) "
+            "and is ignored; remove the annotation",
+            snapshot=latest,
+        )
     chosen = choose_snapshot(snapshots, pin)
     if chosen is None:
         return Decision(
@@ -131,6 +182,13 @@ def decide(
             f"no snapshot matches {pin} (of {len(snapshots)}); correct the "
             "lifeboat.dev/restore-snapshot annotation (an id prefix or an RFC 3339 time)",
             exit_code=EX_CONFIG,
+        )
+    if pin is not None:
+        return Decision(
+            Action.RESTORE,
+            f"restoring snapshot {chosen.id[:8]}, pinned by lifeboat.dev/restore-snapshot {pin}",
+            snapshot=chosen,
+            mark_pin=pin_applied_tag(pin),
         )
     return Decision(Action.RESTORE, f"restoring snapshot {chosen.id[:8]}", snapshot=chosen)
 

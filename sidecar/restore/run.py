@@ -13,6 +13,8 @@ exclusive lock must not keep the rebuilt one's app in `Init` forever.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -23,8 +25,9 @@ from dataclasses import asdict, dataclass, field
 
 from lifeboat.contract import parse_pin
 from lifeboat.logs import event
+from sidecar.edges import capture
 from sidecar.edges import volume as vol
-from sidecar.edges.restic import Failure, Restic, ResticError
+from sidecar.edges.restic import Failure, Restic, ResticError, Snapshot
 from sidecar.edges.store import StoreProbe, StoreState
 from sidecar.handover import Handover, record_outcomes
 from sidecar.locking import LockedOut, run_locked
@@ -73,6 +76,10 @@ class Outcome:
 
 # outcomes handed to the sidecar; `waiting` and `failed` are not decisions
 DECIDED = ("restored", "fresh", "skipped")
+# A missing bucket is a setup mistake: after this many attempts in a row the restore exits 75 with
+# "bucket X does not exist: create it" as its termination message, so `kubectl describe pod` shows
+# it; the kubelet starts the init container again (with its back-off), so it still only waits.
+BUCKET_MISSING_ATTEMPTS = 3
 
 
 @dataclass
@@ -84,15 +91,65 @@ class Clock:
     jitter: Callable[[], float] = random.random
 
 
+def _list_snapshots(restic: Restic, stop: threading.Event) -> Callable[[], list[Snapshot]]:
+    """Starts `restic snapshots` in a thread, stopped by `stop`; returns how to wait for it."""
+    listing = dataclasses.replace(restic, cancel=stop)
+    answer: list[list[Snapshot] | ResticError] = []
+
+    def run() -> None:
+        try:
+            answer.append(listing.snapshots())
+        except ResticError as exc:
+            answer.append(exc)
+
+    worker = threading.Thread(target=run, name="lifeboat-snapshots", daemon=True)
+    worker.start()
+
+    def result() -> list[Snapshot]:
+        while worker.is_alive():
+            if restic.cancel.is_set():  # the process is asked to stop: so is this restic
+                stop.set()
+            worker.join(timeout=0.05)
+        value = answer[0] if answer else ResticError("snapshots", Failure.FATAL, None, "no answer")
+        if isinstance(value, ResticError):
+            raise value
+        return value
+
+    return result
+
+
 def ask_store(
-    probe: StoreProbe, restic: Restic, repository: Repository
+    probe: StoreProbe, restic: Restic, repository: Repository, *, overlap: bool = True
 ) -> tuple[StoreAnswer, list[SnapshotRef], str]:
-    """The store's answer for one repository: the probe first, then restic for the snapshot list."""
-    state, text = probe.probe(repository)
+    """The store's answer for one repository: the probe, then restic for the snapshot list.
+
+    With `overlap` (a volume's first attempt) both run side by side: `restic snapshots` (its key
+    derivation is most of its half second) starts first, the S3 probe (boto3's import is most of
+    its time) runs meanwhile, and restic's answer counts only when the probe positively finds a
+    repository; on any other probe answer restic is stopped at once (a dead endpoint keeps restic
+    retrying for minutes). Retries ask in turn: a probe is then milliseconds, and a store that is
+    down costs no restic start per attempt. The listing takes no lock and writes nothing."""
+    stop = threading.Event()
+    listed = _list_snapshots(restic, stop) if overlap else None
+
+    def abandon() -> None:
+        stop.set()
+        if listed is not None:
+            with contextlib.suppress(ResticError):
+                listed()
+
+    try:
+        state, text = probe.probe(repository)
+    except BaseException:
+        abandon()
+        raise
     if state is not StoreState.REPOSITORY:
+        abandon()
+        if state is StoreState.BUCKET_MISSING:
+            text = f"bucket {repository.bucket} does not exist: create it (docs/stores.md); {text}"
         return _PROBE_ANSWERS[state], [], text
     try:
-        snapshots = restic.snapshots()
+        snapshots = listed() if listed is not None else restic.snapshots()
     except ResticError as exc:
         if exc.failure is Failure.WRONG_PASSWORD:
             return StoreAnswer.WRONG_PASSWORD, [], exc.message
@@ -103,7 +160,7 @@ def ask_store(
                 f"S3 shows a repository config but restic cannot open it: {exc.message}",
             )
         return StoreAnswer.UNREACHABLE, [], exc.message
-    return StoreAnswer.SNAPSHOTS, [SnapshotRef(s.id, s.time) for s in snapshots], text
+    return StoreAnswer.SNAPSHOTS, [SnapshotRef(s.id, s.time, tuple(s.tags)) for s in snapshots], text
 
 
 def restore_once(
@@ -115,6 +172,7 @@ def restore_once(
     *,
     lock_patience: float = 0.0,
     record: Callable[[Outcome], None] | None = None,
+    first_attempt: bool = True,
 ) -> tuple[Decision, Outcome]:
     """One attempt for one volume, under the volume's lock. Never raises for store trouble.
 
@@ -159,7 +217,7 @@ def restore_once(
             vol.move_in(spec.path)
             outcome.seconds = round(time.monotonic() - started, 3)
             return decision, outcome
-        answer, snapshots, detail = ask_store(probe, restic, repository)
+        answer, snapshots, detail = ask_store(probe, restic, repository, overlap=first_attempt)
         decision = decide(state, answer, snapshots, pin, detail)
         if decision.action is Action.RESTORE:
             assert decision.snapshot is not None
@@ -181,6 +239,11 @@ def restore_once(
                 if exc.failure is Failure.WRONG_PASSWORD:
                     retry = Decision(Action.FAIL, exc.message, exit_code=EX_NOPERM)
                 return retry, Outcome(spec.pvc, "waiting", retry.reason, exit_code=retry.exit_code)
+            # SQLite captures (sidecar.edges.capture) back to their own paths, before the commit:
+            # a crash before it restores the work tree again and places them again
+            placed = capture.place(tree)
+            if placed:
+                event(log, "sqlite.placed", pvc=spec.pvc, databases=len(placed), paths=placed[:10])
             warnings = list(summary.warnings)
             vol.commit(
                 spec.path,
@@ -202,6 +265,11 @@ def restore_once(
             )
             if record is not None:
                 record(outcome)
+            if decision.mark_pin:
+                # the pinned snapshot and the newest one: backups carry the newest one's pin tags on
+                newest = max(snapshots, key=lambda s: s.time).id
+                for marked in dict.fromkeys([decision.snapshot.id, newest]):
+                    _mark_pin_applied(restic, spec.pvc, marked, decision.mark_pin, lock_patience)
             vol.move_in(spec.path)
             outcome.seconds = round(time.monotonic() - started, 3)
             return decision, outcome
@@ -210,6 +278,18 @@ def restore_once(
             return decision, Outcome(spec.pvc, Action.FRESH.value, decision.reason)
         label = "failed" if decision.action is Action.FAIL else "waiting"
         return decision, Outcome(spec.pvc, label, decision.reason, exit_code=decision.exit_code)
+
+
+def _mark_pin_applied(restic: Restic, pvc: str, snapshot_id: str, tag: str, patience: float) -> None:
+    """Tags the pinned snapshot `pin-applied=<pin>` after its restore is committed, so the pin is
+    not applied again by a later restore (sidecar.restore.decision). Never fails the restore: if
+    the tag cannot be written the pin stays active (logged, docs/restore.md)."""
+    try:
+        run_locked(restic, pvc, "tag", lambda: restic.tag(snapshot_id, add=[tag]), patience=patience)
+    except ResticError as exc:
+        event(log, "restore.pin_not_marked", logging.WARNING, pvc=pvc, tag=tag, error=exc.failure.value)
+        return
+    event(log, "restore.pin_applied", pvc=pvc, snapshot=snapshot_id[:8], tag=tag)
 
 
 def restore_volumes(
@@ -251,12 +331,21 @@ def restore_volumes(
             outcome.outcome, outcome.snapshot = handed.outcome, handed.snapshot
             outcome.reason = f"{handed.outcome} by an earlier attempt in this pod; {outcome.reason}"
 
+    bucket_missing_streak = 0
     while pending:
         waiting = []
+        missing_bucket = []
         for spec, pin, repository, restic in pending:
             try:
                 decision, outcome = restore_once(
-                    spec, pin, repository, probe, restic, lock_patience=patience[spec.pvc], record=hand_over
+                    spec,
+                    pin,
+                    repository,
+                    probe,
+                    restic,
+                    lock_patience=patience[spec.pvc],
+                    record=hand_over,
+                    first_attempt=attempt == 0,
                 )
             except vol.VolumeUnreadable as exc:
                 decision = Decision(Action.FAIL, f"volume {spec.pvc}: {exc}", exit_code=EX_NOPERM)
@@ -285,10 +374,15 @@ def restore_volumes(
                     reason=decision.reason,
                 )
                 waiting.append((spec, pin, repository, restic))
+                missing_bucket.append(decision.bucket_missing)
             results[spec.pvc] = outcome
         pending = waiting
         if not pending:
             break
+        bucket_missing_streak = bucket_missing_streak + 1 if all(missing_bucket) else 0
+        if bucket_missing_streak >= BUCKET_MISSING_ATTEMPTS:
+            event(log, "restore.bucket_missing", logging.ERROR, pvcs=[spec.pvc for spec, *_ in pending])
+            break  # reported as waiting, exit 75: the kubelet restarts the init container
         delay = backoff(attempt, settings.retry_initial, settings.retry_max, clock.jitter())
         if deadline is not None:
             delay = min(delay, deadline - clock.monotonic())

@@ -34,6 +34,14 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+SCAN_LAST = "test_secrets_scan.py"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The secrets scan reads what the whole run showed: it runs last (a stable sort keeps the rest)."""
+    items.sort(key=lambda item: item.path.name == SCAN_LAST)
+
+
 def timeout() -> float:
     return float(os.environ.get("LIFEBOAT_E2E_TIMEOUT", "60"))
 
@@ -80,6 +88,17 @@ def core(api: Any) -> Any:
     from kubernetes import client
 
     return client.CoreV1Api(api)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def recorder(kubeconfig: str, api: Any) -> Iterator[Any]:
+    """Records what the run shows (logs, Events, pods, process command lines) for the secrets scan."""
+    from tests.e2e.secrets_watch import Recorder
+
+    watching = Recorder(api)
+    watching.start()
+    yield watching
+    watching.stop()
 
 
 @pytest.fixture(scope="session")

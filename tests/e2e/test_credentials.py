@@ -21,7 +21,10 @@ KEYS = {
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "RESTIC_PASSWORD",
+    "LIFEBOAT_S3_REGION",
+    "LIFEBOAT_LEGACY_PASSWORDS",  # computed from the master, like RESTIC_PASSWORD
 }
+COMPUTED = {"RESTIC_PASSWORD", "LIFEBOAT_LEGACY_PASSWORDS"}
 
 
 def _decode(secret: Any) -> dict[str, str]:
@@ -49,12 +52,20 @@ def test_secret_is_mirrored_with_the_namespace_password(
         data
     )
     assert "RESTIC_MASTER_PASSWORD" not in data  # the master never leaves the release namespace
-    for key in set(data) - {"RESTIC_PASSWORD"}:
+    for key in set(data) - COMPUTED:
         assert data[key] == source[key], key
+    # the master less one trailing line end (docs/credentials.md), whichever way the Secret was made
+    raw = source["RESTIC_MASTER_PASSWORD"]
+    master = raw[:-2] if raw.endswith("\r\n") else raw.removesuffix("\n")
     expected = hmac.new(
-        source["RESTIC_MASTER_PASSWORD"].encode(), f"lifeboat/namespace/{opted_in}".encode(), hashlib.sha256
+        master.encode(), f"lifeboat/namespace/{opted_in}".encode(), hashlib.sha256
     ).hexdigest()
     assert data["RESTIC_PASSWORD"] == expected
+    if "LIFEBOAT_LEGACY_PASSWORDS" in data:  # a master with a newline is one 0.1.0 may have used
+        with_newline = hmac.new(
+            (master + "\n").encode(), f"lifeboat/namespace/{opted_in}".encode(), hashlib.sha256
+        ).hexdigest()
+        assert with_newline in data["LIFEBOAT_LEGACY_PASSWORDS"].split(",")
     assert mirrored.metadata.labels.get("app.kubernetes.io/managed-by") == "lifeboat"
 
 

@@ -21,7 +21,9 @@ def pull_policy() -> str:
     return os.environ.get("LIFEBOAT_E2E_PULL_POLICY", "IfNotPresent")
 
 
-def apply_app(api: Any, namespace: str, name: str, backup: str | None = "hourly") -> None:
+def apply_app(
+    api: Any, namespace: str, name: str, backup: str | None = "hourly", mode: str = "files"
+) -> None:
     """ConfigMap with the app, a PVC (labelled ``backup: <backup>``) and a one-replica Deployment."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
@@ -42,10 +44,10 @@ def apply_app(api: Any, namespace: str, name: str, backup: str | None = "hourly"
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}},
         },
     )
-    apps.create_namespaced_deployment(namespace, deployment(name))
+    apps.create_namespaced_deployment(namespace, deployment(name, mode))
 
 
-def pod_template(name: str, claim: str) -> dict:
+def pod_template(name: str, claim: str, mode: str = "files") -> dict:
     return {
         "metadata": {"labels": {"app": name}},
         "spec": {
@@ -56,6 +58,7 @@ def pod_template(name: str, claim: str) -> dict:
                     "image": image(),
                     "imagePullPolicy": pull_policy(),
                     "command": ["python3", "/app/app.py"],
+                    "env": [{"name": "APP_MODE", "value": mode}],
                     "securityContext": {"runAsUser": APP_UID, "runAsGroup": APP_UID},
                     "volumeMounts": [
                         {"name": "data", "mountPath": "/data"},
@@ -71,14 +74,14 @@ def pod_template(name: str, claim: str) -> dict:
     }
 
 
-def deployment(name: str) -> dict:
+def deployment(name: str, mode: str = "files") -> dict:
     return {
         "metadata": {"name": name},
         "spec": {
             "replicas": 1,
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": {"app": name}},
-            "template": pod_template(name, name),
+            "template": pod_template(name, name, mode),
         },
     }
 

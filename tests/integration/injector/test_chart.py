@@ -116,7 +116,7 @@ def test_the_deployment_is_highly_available_and_hardened() -> None:
     spec = deployment["spec"]["template"]["spec"]
     assert deployment["spec"]["replicas"] == 2
     assert spec["affinity"]["podAntiAffinity"]
-    assert by_kind(objects, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    assert by_kind(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
     (container,) = spec["containers"]
     assert container["args"] == ["injector", "serve"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -192,3 +192,44 @@ def test_no_service_link_variables_reach_the_injector(name: str) -> None:
     # which collides with the settings prefix: the injector crash-looped on a real cluster (e2e).
     spec = by_kind(docs(render(*VALUE_SETS[name])), "Deployment")["spec"]["template"]["spec"]
     assert spec["enableServiceLinks"] is False
+
+
+RECOMMENDED_LABELS = ("name", "instance", "version", "component", "part-of", "managed-by")
+EVERYTHING_ON = [
+    *("--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.podMonitor.enabled=true"),
+    *("--set", "metrics.prometheusRule.enabled=true", "--set", "metrics.dashboard.enabled=true"),
+]
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_every_rendered_object_and_the_injector_pod_carry_the_recommended_labels(name: str) -> None:
+    objects = docs(render(*VALUE_SETS[name], *EVERYTHING_ON))
+    deployment = by_kind(objects, "Deployment")
+    for meta in [o["metadata"] for o in objects] + [deployment["spec"]["template"]["metadata"]]:
+        labels = meta.get("labels") or {}
+        missing = [k for k in RECOMMENDED_LABELS if f"app.kubernetes.io/{k}" not in labels]
+        assert not missing, f"{name}: {meta.get('name')} lacks app.kubernetes.io/{missing}"
+        assert labels["app.kubernetes.io/part-of"] == "lifeboat"
+        assert labels["app.kubernetes.io/instance"] == "lifeboat"
+
+
+def test_the_log_levels_reach_the_injector_and_are_validated(monkeypatch) -> None:
+    objects = docs(render("--set", "logLevel=debug", "--set", "inject.logLevel=warning"))
+    env = {
+        e["name"]: e.get("value")
+        for e in by_kind(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["LIFEBOAT_INJECTOR_LOG_LEVEL"] == "debug"
+    assert env["LIFEBOAT_INJECTOR_SIDECAR_LOG_LEVEL"] == "warning"
+    assert (
+        helm(
+            "template", "lifeboat", str(CHART), "--kube-version", KUBE_VERSION, "--set", "logLevel=loud"
+        ).returncode
+        != 0
+    )
+
+
+def test_events_may_be_created_but_not_changed_by_the_injector() -> None:
+    role = by_kind(docs(render()), "ClusterRole")
+    (events,) = [r for r in role["rules"] if "events" in r["resources"]]
+    assert events["verbs"] == ["create"]  # one Event per outcome: never patched, so no patch right

@@ -236,7 +236,12 @@ def test_the_injector_bootstraps_tls_serves_admission_mirrors_credentials_and_re
     assert base64.b64decode(mirror["data"]["RESTIC_PASSWORD"]).decode() == namespace_password(
         SECRETS["RESTIC_MASTER_PASSWORD"], "apps"
     )
-    assert mirror["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "lifeboat"}
+    labels = mirror["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "lifeboat"  # what marks it as Lifeboat's to update
+    assert (labels["app.kubernetes.io/part-of"], labels["app.kubernetes.io/component"]) == (
+        "lifeboat",
+        "credentials",
+    )
     assert api.get("secrets", "other", "lifeboat-credentials") is None
 
     (event,) = wait_for(lambda: api.of_kind("events", "apps"))

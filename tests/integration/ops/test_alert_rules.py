@@ -436,6 +436,52 @@ CASES: dict[str, dict[str, list[dict[str, Any]]]] = {
             )
         ],
     },
+    "LifeboatDrillFailed": {
+        "a failed drill fires until a drill succeeds; a pod whose drill succeeded does not hide it": [
+            case(
+                [
+                    series("lifeboat_drill_last_result", {**POD0, "result": "failed"}, "0x30 1x60 0x30"),
+                    series("lifeboat_drill_last_result", {**POD0, "result": "success"}, "1x30 0x60 1x30"),
+                    series("lifeboat_drill_last_result", {**POD1, "result": "success"}, "1x120"),
+                ],
+                "LifeboatDrillFailed",
+                [("20m", []), ("1h", [{**PVC, "severity": "critical"}]), ("1h50m", [])],
+            )
+        ],
+    },
+    "LifeboatDrillOverdue": {
+        "a weekly drill last good 8 days ago (plus for: 1h) fires, 7 days does not": [
+            case(
+                [
+                    series("lifeboat_sidecar_start_time_seconds", POD0, "0x3000"),
+                    series("lifeboat_drill_interval_seconds", POD0, f"{7 * DAY}x3000"),
+                    series("lifeboat_drill_last_success_timestamp_seconds", POD0, "0x3000"),
+                ],
+                "LifeboatDrillOverdue",
+                [("7d", []), ("8d2h", [{**PVC, "severity": "warning"}])],
+                interval="5m",
+            )
+        ],
+        "a sidecar with drills on and no good drill since it started fires after 8 days": [
+            case(
+                [
+                    series("lifeboat_sidecar_start_time_seconds", POD0, "0x3000"),
+                    series("lifeboat_drill_interval_seconds", POD0, f"{7 * DAY}x3000"),
+                ],
+                "LifeboatDrillOverdue",
+                [("7d", []), ("8d2h", [{**PVC, "severity": "warning"}])],
+                interval="5m",
+            )
+        ],
+        "drills turned off (no interval series) stay silent": [
+            case(
+                [series("lifeboat_sidecar_start_time_seconds", POD0, "0x3000")],
+                "LifeboatDrillOverdue",
+                [("9d", [])],
+                interval="5m",
+            )
+        ],
+    },
     "LifeboatSidecarDown": {
         "a sidecar target down for 10 min fires; other jobs do not": [
             case(

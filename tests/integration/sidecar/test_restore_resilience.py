@@ -13,6 +13,7 @@ import pytest
 
 from devtools import devstore
 from devtools.devtree import describe, make_volume, top_level
+from sidecar.edges import capture
 from sidecar.edges import volume as vol
 from sidecar.restore.decision import VolumeState
 from tests.conftest import ACCESS_KEY, SECRET_KEY, Store, _new_store
@@ -92,6 +93,7 @@ def test_a_crash_between_the_renames_is_completed_by_the_rerun(seaweed: Store, t
     volume.mkdir()
     tree = vol.prepare(volume)
     restic(seaweed, seaweed.repository("data"), "restore", snap["id"], "--target", str(tree))
+    capture.place(tree)  # as lifeboat restore does: SQLite captures back to their paths
     vol.commit(volume, {"snapshot": snap["id"], "files": 1, "bytes": 1})
     moved = sorted(os.listdir(tree))[:3]
     for name in moved:  # the crash came after three of the renames

@@ -50,6 +50,7 @@ def test_each_namespace_gets_a_different_password_and_never_the_master() -> None
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "RESTIC_PASSWORD",
+        "LIFEBOAT_LEGACY_PASSWORDS",
     }
 
 

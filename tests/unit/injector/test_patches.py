@@ -19,8 +19,8 @@ import pytest
 
 from injector.admission import review
 from injector.config import CREDENTIAL_KEYS, InjectorSettings
-from injector.decision import Inject
-from injector.patches import build_patch, escape, unique_name
+from injector.decision import Inject, is_job_pod
+from injector.patches import API_TOKEN_PATH, build_patch, escape, unique_name
 from tests.support.injector_fixtures import (
     admission_review,
     decode_patch,
@@ -81,6 +81,9 @@ def test_without_native_sidecars_the_backup_container_is_appended_to_containers(
     patched, _ = inject(case, settings, native=False)
     assert patched["spec"]["initContainers"][0]["name"] == "lifeboat-restore"
     assert all(c["name"] != "lifeboat-backup" for c in patched["spec"]["initContainers"])
+    if is_job_pod(case["pod"]):  # a Job's pod gets the restore only (tests/unit/injector/test_jobs.py)
+        assert all(c["name"] != "lifeboat-backup" for c in patched["spec"]["containers"])
+        return
     assert patched["spec"]["containers"][-1]["name"] == "lifeboat-backup"
     assert "restartPolicy" not in patched["spec"]["containers"][-1]
 
@@ -137,7 +140,8 @@ def test_names_stay_unique_and_the_grace_period_fits_the_final_backup(name, case
     cache = next(
         m["name"] for m in spec["initContainers"][0]["volumeMounts"] if m["mountPath"] == settings.cache_dir
     )
-    assert by_name[cache]["emptyDir"]["sizeLimit"] == settings.restic_cache_size_limit
+    limit = settings.restic_cache_size_limit  # "" by default: no sizeLimit, no eviction of the app
+    assert by_name[cache]["emptyDir"] == ({"sizeLimit": limit} if limit else {})
     assert patched["metadata"]["annotations"]["lifeboat.dev/injected"] == ",".join(labelled(case))
 
 
@@ -188,7 +192,7 @@ def test_root_containers_get_only_the_capabilities_that_preserve_ownership(setti
         "drop": ["ALL"],
         "add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"],
     }
-    assert backup["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["DAC_OVERRIDE"]}
+    assert backup["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN", "DAC_OVERRIDE"]}
     assert restore["securityContext"]["allowPrivilegeEscalation"] is False
 
 
@@ -209,8 +213,47 @@ def test_a_pod_without_init_containers_volumes_or_annotations_gets_the_lists_cre
     ops = build_patch(pod, plan, settings)
     patched = jsonpatch.apply_patch(pod, ops)
     assert [c["name"] for c in patched["spec"]["initContainers"]] == ["lifeboat-restore", "lifeboat-backup"]
-    assert len(patched["spec"]["volumes"]) == 2
+    assert len(patched["spec"]["volumes"]) == 4
     assert "lifeboat.dev/injected" in patched["metadata"]["annotations"]
+
+
+def test_lifeboat_containers_get_an_empty_read_only_directory_where_the_api_token_would_be_mounted(
+    settings,
+) -> None:
+    # The ServiceAccount admission plugin mounts the token only into containers with no mount at
+    # that path: with one there, it leaves Lifeboat's containers alone, so nothing changes the pod
+    # after the webhook and the apiserver does not call it a second time (reinvocation).
+    pod = {
+        "metadata": {},
+        "spec": {
+            "containers": [{"name": "a", "image": "a"}],
+            "volumes": [{"name": "lifeboat-no-api-token", "emptyDir": {}}],
+        },
+    }
+    plan = Inject(volumes=(), native_sidecar=True, hardening="non-root")
+    patched = jsonpatch.apply_patch(pod, build_patch(pod, plan, settings))
+    volumes = {v["name"]: v for v in patched["spec"]["volumes"]}
+    for container in patched["spec"]["initContainers"][:2]:
+        (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == API_TOKEN_PATH]
+        assert mount["readOnly"] is True
+        assert mount["name"] == "lifeboat-no-api-token-2"  # never the pod's own volume of that name
+        assert "emptyDir" in volumes[mount["name"]]
+    assert "volumeMounts" not in patched["spec"]["containers"][0]  # the app's token is the app's
+
+
+def test_the_sidecar_stages_sqlite_captures_beside_the_volumes_on_scratch_space_without_a_size_limit(
+    settings,
+) -> None:
+    pod = {"metadata": {}, "spec": {"containers": [{"name": "a", "image": "a"}]}}
+    plan = Inject(volumes=(), native_sidecar=True, hardening="non-root")
+    patched = jsonpatch.apply_patch(pod, build_patch(pod, plan, settings))
+    scratch = next(v for v in patched["spec"]["volumes"] if v["name"] == "lifeboat-scratch")
+    assert scratch["emptyDir"] == {}  # exceeding a sizeLimit would evict the app with the sidecar
+    restore, backup = patched["spec"]["initContainers"][:2]
+    mounts = {m["mountPath"]: m for m in backup["volumeMounts"] if m["name"] == "lifeboat-scratch"}
+    assert mounts[f"{settings.data_root}/.lifeboat-sqlite"]["subPath"] == "sqlite"
+    assert "/lifeboat/scratch" in mounts
+    assert not any(m["name"] == "lifeboat-scratch" for m in restore["volumeMounts"])
 
 
 def test_json_pointer_tokens_are_escaped() -> None:

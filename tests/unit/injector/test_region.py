@@ -12,7 +12,7 @@ from tests.unit.injector.test_patches import CASES, inject
 
 
 def test_the_region_is_an_optional_credential_key_beside_the_required_ones() -> None:
-    assert OPTIONAL_CREDENTIAL_KEYS == ("LIFEBOAT_S3_REGION",)
+    assert OPTIONAL_CREDENTIAL_KEYS == ("LIFEBOAT_S3_REGION", "LIFEBOAT_LEGACY_PASSWORDS")
     assert "LIFEBOAT_S3_REGION" not in CREDENTIAL_KEYS
     assert CREDENTIAL_KEYS[-1] == "RESTIC_PASSWORD"  # users slice it: [:-1] are the mirrored keys
 
@@ -25,7 +25,7 @@ def test_the_mirrored_secret_carries_no_region_when_the_source_has_none() -> Non
 def test_the_mirrored_secret_carries_the_region_when_the_source_has_it() -> None:
     data = mirrored_data({**SOURCE, "LIFEBOAT_S3_REGION": "eu-west-1"}, "a")
     assert data["LIFEBOAT_S3_REGION"] == "eu-west-1"
-    assert set(data) == {*CREDENTIAL_KEYS, "LIFEBOAT_S3_REGION"}
+    assert set(data) == {*CREDENTIAL_KEYS, "LIFEBOAT_S3_REGION", "LIFEBOAT_LEGACY_PASSWORDS"}
 
 
 def test_a_region_added_to_the_source_updates_every_mirror() -> None:

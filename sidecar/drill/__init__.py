@@ -1,0 +1,1 @@
+"""Restore drills: prove that the latest snapshot of a volume restores and its databases open."""
