@@ -194,6 +194,8 @@ class StoreProbe:
         files = {str(item.get("Key", ""))[len(prefix) :]: item for item in top.get("Contents", [])}
         if not dirs and not files:
             return Survey(StoreState.NO_REPOSITORY, f"bucket reachable, no repository at {repository.url}")
+        if "config" in files:  # written between the two listings: a racing init just finished
+            return Survey(StoreState.REPOSITORY, f"repository found at {repository.url}")
         damaged = Survey(
             StoreState.INCONSISTENT,
             f"objects exist under {repository.url} ({', '.join(sorted(dirs | set(files)))[:200]}) "
