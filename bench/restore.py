@@ -12,9 +12,12 @@ and after a `sync`, so no run flushes an earlier run's writes.
     .venv/bin/python bench/restore.py --mib 200 --small-files 2000 --rounds 3
     .venv/bin/python bench/restore.py --mib 200 --small-files 2000 --rounds 1 --profile
 
-`--profile` adds, after the timed rounds, where the time goes: restic's own fixed costs (process
-start, key derivation, repository open, snapshot listing) and one `lifeboat restore` run with
-its phases timed (bench/restore_phases.py).
+`--ab` also times, in each round, the same `lifeboat restore` with the speculative restore
+switched off (same load, same data). `--profile` adds, after the timed rounds, where the time
+goes: restic's own fixed costs (process start, key derivation, repository open, snapshot
+listing) and one `lifeboat restore` run with its phases timed (bench/restore_phases.py). Each
+round also says whether the speculative `restic restore latest` (sidecar.restore.run
+`speculate`) was kept or discarded, and why.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ from devtools import devstore
 from devtools.devtree import describe
 
 ACCESS, SECRET, PASSWORD = "bench-access", "bench-secret-key", "bench-password"
+# `lifeboat restore` with restore_once's speculation off, for --ab
+_WITHOUT_SPECULATION = (
+    "import functools, sys; import sidecar.restore.run as run; "
+    "run.restore_once = functools.partial(run.restore_once, speculative=False); "
+    "from lifeboat import cli; sys.exit(cli.main(sys.argv[1:]))"
+)
 BIN = Path(sys.executable).parent
 
 
@@ -46,6 +55,9 @@ def main() -> int:
     parser.add_argument("--small-files", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="also print each phase's seconds")
+    parser.add_argument(
+        "--ab", action="store_true", help="also time `lifeboat restore` without the speculative restore"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="lifeboat-bench-restore-"))
@@ -85,6 +97,8 @@ def main() -> int:
         lifeboat_times: list[float] = []
         raw_cpu: list[float] = []
         lifeboat_cpu: list[float] = []
+        speculations: list[str] = []
+        without_times: list[float] = []
         for round_no in range(args.rounds):
             for times, flush in ((raw_times, False), (synced_times, True)):
                 target = work / f"raw-{round_no}"
@@ -111,23 +125,45 @@ def main() -> int:
             os.sync()
             cpu = _children_cpu()
             started = time.monotonic()
-            subprocess.run(
+            done = subprocess.run(
                 [BIN / "lifeboat", "restore", "--volume", f"data={volume}"],
                 env={**env, "RESTIC_CACHE_DIR": str(work / "cache-run")},
                 check=True,
                 capture_output=True,
+                text=True,
             )
             lifeboat_times.append(time.monotonic() - started)
             lifeboat_cpu.append(_children_cpu() - cpu)
+            speculations.append(_speculation(done.stderr))
             assert describe(volume) == expected, "restored tree differs"
             shutil.rmtree(volume)
             shutil.rmtree(work / "cache-run")
+            if args.ab:  # the same restore with the speculation switched off (measurement only)
+                volume.mkdir()
+                os.sync()
+                started = time.monotonic()
+                subprocess.run(
+                    [sys.executable, "-c", _WITHOUT_SPECULATION, "restore", "--volume", f"data={volume}"],
+                    env={**env, "RESTIC_CACHE_DIR": str(work / "cache-run")},
+                    check=True,
+                    capture_output=True,
+                )
+                without_times.append(time.monotonic() - started)
+                assert describe(volume) == expected, "restored tree differs"
+                shutil.rmtree(volume)
+                shutil.rmtree(work / "cache-run")
         raw, synced = statistics.median(raw_times), statistics.median(synced_times)
         ours = statistics.median(lifeboat_times)
         print(f"dataset: {args.mib} MiB in {max(1, args.mib // 50)} files + {args.small_files} x 2 KiB files")
         print(f"raw restic restore          median {raw:.2f}s  {[round(t, 2) for t in raw_times]}")
         print(f"raw restic restore + sync   median {synced:.2f}s  {[round(t, 2) for t in synced_times]}")
         print(f"lifeboat restore            median {ours:.2f}s  {[round(t, 2) for t in lifeboat_times]}")
+        print(f"speculative restore         {speculations}")
+        if without_times:
+            print(
+                f"lifeboat, no speculation    median {statistics.median(without_times):.2f}s  "
+                f"{[round(t, 2) for t in without_times]}"
+            )
         print(f"lifeboat vs raw             {ours / raw:.2f}x  (+{ours - raw:.2f}s)")
         print(f"lifeboat vs raw + sync      {ours / synced:.2f}x  (+{ours - synced:.2f}s)")
         raw_c, ours_c = statistics.median(raw_cpu), statistics.median(lifeboat_cpu)
@@ -141,6 +177,17 @@ def main() -> int:
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _speculation(stderr: str) -> str:
+    """`kept`, `discarded: <why>` or `none`, from the restore's `restore.speculation` event."""
+    for line in stderr.splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            if record.get("event") == "restore.speculation":
+                fields = {**record, **(record.get("fields") or {})}
+                return "kept" if fields.get("kept") else f"discarded: {fields.get('reason')}"
+    return "none"
 
 
 def _children_cpu() -> float:

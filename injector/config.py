@@ -80,8 +80,9 @@ class InjectorSettings(BaseSettings):
     # "auto" asks the API server its version at start-up; native sidecars need >= 1.29.
     native_sidecars: Literal["auto", "true", "false"] = "auto"
     cpu_request: str = "10m"
-    memory_request: str = "64Mi"
-    memory_limit: str = "512Mi"
+    # sized from measured peaks, docs/RELIABILITY.md "Memory" (chart/values.yaml says the same)
+    memory_request: str = "128Mi"
+    memory_limit: str = "1Gi"
 
     # Where the injector runs and what it may touch.
     namespace: str = "lifeboat"

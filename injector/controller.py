@@ -44,6 +44,7 @@ from injector.credentials import (
 from injector.metrics import Metrics
 from injector.podevents import (
     InvalidLabel,
+    ObjectRef,
     PlannedEvent,
     blocked_from_metrics,
     drill_events,
@@ -333,25 +334,14 @@ class Controller:
                 pod=pod.name,
                 pvcs=list(pod.pvcs),
             )
-            now = self.now()
-            body = client.CoreV1Event(
-                metadata=client.V1ObjectMeta(name=f"lifeboat-uninjected.{pod.uid}", namespace=pod.namespace),
-                involved_object=client.V1ObjectReference(
-                    kind="Pod", name=pod.name, namespace=pod.namespace, uid=pod.uid, api_version="v1"
-                ),
+            self._create_event(
+                f"lifeboat-uninjected.{pod.uid}",
+                ObjectRef("Pod", pod.namespace, pod.name, pod.uid),
                 reason="LifeboatNotInjected",
-                message=message,
                 type="Warning",
-                first_timestamp=now,
-                last_timestamp=now,
-                count=1,
-                source=client.V1EventSource(component="lifeboat-injector"),
-            )
-            try:
-                self.core.create_namespaced_event(pod.namespace, body)
-            except Exception as exc:
-                if _status(exc) != 409:  # the other replica reported it already
-                    raise
+                message=message,
+                now=self.now(),
+            )  # False: the other replica reported it already
             self._reported.add(pod.uid)
         return found
 
@@ -419,44 +409,24 @@ class Controller:
 
     def _emit(self, item: PlannedEvent, now: _dt.datetime) -> None:
         """Creates the Event once: a known name (this process, another replica) is skipped."""
-        from kubernetes import client  # heavy import kept at the edge
-
         if item.name in self._reported:
             return
         target = item.target
-        body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(
-                name=item.name, namespace=target.namespace, labels=created_labels("events")
-            ),
-            involved_object=client.V1ObjectReference(
-                kind=target.kind,
-                name=target.name,
-                namespace=target.namespace,
-                uid=target.uid,
-                api_version="v1",
-            ),
-            reason=item.reason,
-            message=item.message,
-            type=item.type,
-            first_timestamp=now,
-            last_timestamp=now,
-            count=1,
-            source=client.V1EventSource(component="lifeboat-injector"),
-        )
         try:
-            self.core.create_namespaced_event(target.namespace, body)
+            created = self._create_event(
+                item.name, target, reason=item.reason, type=item.type, message=item.message, now=now
+            )
         except Exception as exc:
-            if _status(exc) != 409:  # 409: reported already (a restart, the other replica)
-                event(
-                    log,
-                    "events.create_failed",
-                    logging.WARNING,
-                    namespace=target.namespace,
-                    reason=item.reason,
-                    status=_status(exc),
-                )
-                return
-        else:
+            event(
+                log,
+                "events.create_failed",
+                logging.WARNING,
+                namespace=target.namespace,
+                reason=item.reason,
+                status=_status(exc),
+            )
+            return
+        if created:  # else reported already (a restart, the other replica)
             self.metrics.events.labels(item.reason).inc()
             event(
                 log,
@@ -467,6 +437,40 @@ class Controller:
                 reason=item.reason,
             )
         self._reported.add(item.name)
+
+    def _create_event(
+        self, name: str, target: ObjectRef, *, reason: str, type: str, message: str, now: _dt.datetime
+    ) -> bool:
+        """Creates one Event named `name` about `target`; False when that name exists already (409).
+        Any other API error is raised: the caller decides whether it stops the step."""
+        from kubernetes import client  # heavy import kept at the edge
+
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(
+                name=name, namespace=target.namespace, labels=created_labels("events")
+            ),
+            involved_object=client.V1ObjectReference(
+                kind=target.kind,
+                name=target.name,
+                namespace=target.namespace,
+                uid=target.uid,
+                api_version="v1",
+            ),
+            reason=reason,
+            message=message,
+            type=type,
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            source=client.V1EventSource(component="lifeboat-injector"),
+        )
+        try:
+            self.core.create_namespaced_event(target.namespace, body)
+        except Exception as exc:
+            if _status(exc) == 409:
+                return False
+            raise
+        return True
 
     # Loop --------------------------------------------------------------------------------------
 

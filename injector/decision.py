@@ -34,6 +34,7 @@ from lifeboat.contract import (
     BACKUP_VALUES,
     DRILL_ANNOTATION,
     MEMORY_LIMIT_ANNOTATION,
+    MEMORY_REQUEST_ANNOTATION,
     RETENTION_ACK_ANNOTATION,
     ConfigError,
 )
@@ -210,6 +211,24 @@ def parse_memory_limit(value: str, source: str) -> str:
     return value.strip()
 
 
+MEMORY_REQUEST_FLOOR = 32 * 1024 * 1024  # the idle backup sidecar alone is about 30 MiB
+
+
+def parse_memory_request(value: str, source: str) -> str:
+    """A memory quantity of at least 32Mi (examples: 256Mi, 1Gi); raises InvalidSetting naming it."""
+    try:
+        size = memory_bytes(value)
+    except ValueError:
+        raise InvalidSetting(
+            f"{source}: {value!r} is not a memory quantity; write e.g. 256Mi or 1Gi"
+        ) from None
+    if size < MEMORY_REQUEST_FLOOR:
+        raise InvalidSetting(
+            f"{source}: {value!r} is below 32Mi, less than the idle backup sidecar uses; write e.g. 256Mi"
+        )
+    return value.strip()
+
+
 def parse_drill(value: str, source: str) -> str:
     """``weekly``, ``daily``, a 5-field crontab expression or ``off``: exactly what the sidecar runs."""
     schedule = _parsed(source, contract.parse_drill, value)
@@ -236,6 +255,16 @@ def volume_plan(volume: str, pvc: PvcInfo) -> VolumePlan:
     memory_limit = None
     if ann.get(MEMORY_LIMIT_ANNOTATION, "").strip():
         memory_limit = parse_memory_limit(ann[MEMORY_LIMIT_ANNOTATION], where + MEMORY_LIMIT_ANNOTATION)
+    memory_request = None
+    if ann.get(MEMORY_REQUEST_ANNOTATION, "").strip():
+        memory_request = parse_memory_request(
+            ann[MEMORY_REQUEST_ANNOTATION], where + MEMORY_REQUEST_ANNOTATION
+        )
+        if memory_limit is not None and memory_bytes(memory_request) > memory_bytes(memory_limit):
+            raise InvalidSetting(
+                f"{where}{MEMORY_REQUEST_ANNOTATION}: {memory_request!r} is above the PVC's "
+                f"{MEMORY_LIMIT_ANNOTATION} {memory_limit!r}; lower the request or raise the limit"
+            )
     drill = parse_drill(ann[DRILL_ANNOTATION], where + DRILL_ANNOTATION) if DRILL_ANNOTATION in ann else None
     return VolumePlan(
         pvc=pvc.name,
@@ -249,6 +278,7 @@ def volume_plan(volume: str, pvc: PvcInfo) -> VolumePlan:
         repository=repository,
         retention_ack=retention_ack,
         memory_limit=memory_limit,
+        memory_request=memory_request,
     )
 
 

@@ -179,13 +179,18 @@ def _security_context(plan: Inject, capabilities: tuple[str, ...]) -> dict[str, 
 
 
 def _resources(plan: Inject, settings: InjectorSettings) -> dict[str, Any]:
-    """The chart's requests and limit; a PVC's ``lifeboat.dev/memory-limit`` replaces the limit
-    (the largest of the pod's PVCs), and the request never exceeds the limit."""
+    """The chart's requests and limit; a PVC's ``lifeboat.dev/memory-limit`` and
+    ``lifeboat.dev/memory-request`` replace them (the largest of the pod's PVCs). The request never
+    exceeds the limit: an annotated request raises the limit to it, the chart's request is lowered
+    to an annotated limit."""
     limit = plan.memory_limit or settings.memory_limit
-    request = settings.memory_request
+    request = plan.memory_request or settings.memory_request
     try:
         if memory_bytes(request) > memory_bytes(limit):
-            request = limit
+            if plan.memory_request:
+                limit = request
+            else:
+                request = limit
     except ValueError:  # a quantity with a fraction (chart values): leave both as given
         pass
     return {"requests": {"cpu": settings.cpu_request, "memory": request}, "limits": {"memory": limit}}

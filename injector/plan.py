@@ -28,6 +28,7 @@ class VolumePlan:
     repository: str | None = None
     retention_ack: str | None = None  # lifeboat.dev/retention-ack, RFC 3339
     memory_limit: str | None = None  # lifeboat.dev/memory-limit, a Kubernetes quantity
+    memory_request: str | None = None  # lifeboat.dev/memory-request, a Kubernetes quantity
     drill: str | None = None  # lifeboat.dev/drill: weekly, daily, cron or off; None: the default
 
 
@@ -72,3 +73,9 @@ class Inject:
         """The largest ``lifeboat.dev/memory-limit`` of the pod's PVCs; None when none sets one."""
         limits = [v.memory_limit for v in self.volumes if v.memory_limit]
         return max(limits, key=memory_bytes) if limits else None
+
+    @property
+    def memory_request(self) -> str | None:
+        """The largest ``lifeboat.dev/memory-request`` of the pod's PVCs; None when none sets one."""
+        requests = [v.memory_request for v in self.volumes if v.memory_request]
+        return max(requests, key=memory_bytes) if requests else None

@@ -8,6 +8,11 @@ and ``Content-Length`` against ``max_request_bytes``; every error is a small JSO
 
 Endpoints: ``POST /mutate`` (HTTPS only), ``GET /healthz``, ``GET /readyz``, ``GET /metrics``
 (on both the HTTPS port and the optional plain port used by probes and Prometheus).
+
+Shutdown (``draining``, then ``close``) loses no admission: while draining, every reply carries
+``Connection: close``, so an API server holding a keep-alive connection (pinned to this replica
+by conntrack when it reaches webhooks through the Service's ClusterIP) opens its next one to a
+live replica; ``close`` stops accepting, waits for requests in flight, then drops idle connections.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ log = logging.getLogger("lifeboat.injector.server")
 HEADER_LIMIT = 64 * 1024
 IDLE_TIMEOUT = 120.0
 BODY_TIMEOUT = 10.0
+CLOSE_GRACE = 5.0  # close(): how long requests in flight may take to finish
 _REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -72,6 +78,11 @@ def _error(status: int, message: str, close: bool = False) -> bytes:
     return _response(status, json.dumps({"error": message}).encode(), close=close)
 
 
+def _closing(reply: bytes) -> bytes:
+    """A keep-alive reply of ``_response`` turned into its last one on the connection."""
+    return reply.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
+
+
 class WebhookServer:
     def __init__(
         self,
@@ -91,6 +102,8 @@ class WebhookServer:
         self.draining = False
         self._servers: list[asyncio.Server] = []
         self._reload_task: asyncio.Task[None] | None = None
+        self._idle: set[asyncio.StreamWriter] = set()  # connections waiting for their next request
+        self._in_flight = 0
 
     async def start(self) -> list[int]:
         """Starts listening; returns the bound ports (HTTPS first), useful when asked for port 0."""
@@ -122,9 +135,14 @@ class WebhookServer:
             self._reload_task.cancel()
         for srv in self._servers:
             srv.close()
+        deadline = time.monotonic() + CLOSE_GRACE
+        while self._in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for writer in list(self._idle):
+            writer.close()
         for srv in self._servers:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(srv.wait_closed(), 5)
+                await asyncio.wait_for(srv.wait_closed(), CLOSE_GRACE)
 
     async def _reload_loop(self) -> None:
         while True:
@@ -137,14 +155,23 @@ class WebhookServer:
     ) -> None:
         try:
             while True:
+                self._idle.add(writer)
                 try:
                     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT)
                 except asyncio.LimitOverrunError:
                     writer.write(_error(431, "request headers exceed 64 KiB", close=True))
                     break
-                reply, keep_alive = await self._request(head, reader, secure)
-                writer.write(reply)
-                await writer.drain()
+                finally:
+                    self._idle.discard(writer)
+                self._in_flight += 1
+                try:
+                    reply, keep_alive = await self._request(head, reader, secure)
+                    if keep_alive and self.draining:
+                        reply, keep_alive = _closing(reply), False
+                    writer.write(reply)
+                    await writer.drain()
+                finally:
+                    self._in_flight -= 1
                 if not keep_alive:
                     break
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, ssl.SSLError):

@@ -56,6 +56,8 @@ DRILL_ANNOTATION = "lifeboat.dev/drill"
 # The memory limit of the injected containers (a Kubernetes quantity, e.g. 1Gi); the largest of a
 # pod's labelled PVCs wins (one restore and one backup container serve all of them).
 MEMORY_LIMIT_ANNOTATION = "lifeboat.dev/memory-limit"
+# ... and their memory request, the same way (a limit below it is raised to it).
+MEMORY_REQUEST_ANNOTATION = "lifeboat.dev/memory-request"
 
 # Environment variables the injector sets on the injected containers (sidecar.settings declares
 # each with its default and constraint; a drift test checks both sides use these names).

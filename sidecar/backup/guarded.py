@@ -1,6 +1,7 @@
 """The one backup path, for the sidecar and `lifeboat backup` alike: guard rails, locks, restic.
 
-Every run measures the volume, reads the repository's history (`restic snapshots`), asks the guard
+Every run measures the volume, reads the repository's history (`restic snapshots`, or the list the
+previous run left when the store proves it current: see `current_snapshots`), asks the guard
 (sidecar.backup.guard: never an empty, shrunken or foreign volume over real history) and only then backs
 up, under the lock handling of sidecar.locking (stale locks removed by restic's own rules, live
 ones waited for and measured). Snapshots carry a stable identity (sidecar.identity): host
@@ -22,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,9 +31,10 @@ from lifeboat.exitcodes import EX_NOPERM, EX_OK, EX_TEMPFAIL
 from lifeboat.logs import event
 from sidecar.backup.guard import GuardInput, History, Verdict, VolumeFacts, decide
 from sidecar.edges.capture import Capture, capture, clean
+from sidecar.edges.listing import ListingUnavailable
 from sidecar.edges.restic import BackupSummary, Failure, Restic, ResticError, Snapshot
 from sidecar.edges.store import INIT_CLAIM, StoreError, StoreProbe, StoreState
-from sidecar.edges.usage import IGNORED_AT_ROOT, survey
+from sidecar.edges.usage import IGNORED_AT_ROOT, HeaderCache, survey
 from sidecar.identity import SNAPSHOT_HOST, tags_for
 from sidecar.locking import LockedOut, run_locked
 from sidecar.repository import Repository
@@ -76,6 +78,10 @@ class GuardedBackup:
     capture: Capture = field(default_factory=Capture)
     servers: tuple[tuple[str, str], ...] = ()  # (directory, engine) of live server data on the volume
     unreadable: int = 0  # paths restic could not read (`incomplete`); lost+found at the root not counted
+    # the repository's snapshots after this run, the new one included (see `current_snapshots`);
+    # None: not known (a failure, or a restic without `backup_start`)
+    history: tuple[Snapshot, ...] | None = None
+    listed: bool = False  # the history was read with `restic snapshots` (not the store's listing)
 
     @property
     def succeeded(self) -> bool:
@@ -110,6 +116,7 @@ def ensure_repository(
     settle: float = INIT_SETTLE,
     poll: float = INIT_POLL,
     patience: float = INIT_PATIENCE,
+    token: str | None = None,
 ) -> tuple[bool, int, str]:
     """Makes sure a repository exists. Returns (initialized now, exit code, explanation).
 
@@ -121,12 +128,18 @@ def ensure_repository(
     object (see INIT_SETTLE); the others wait up to `patience` seconds for the repository to appear
     (75 after that: the next run tries again; leftovers of a creator that died are cleaned once
     they are older than the bound). A new repository must open (`restic snapshots`) before it counts.
+
+    `token` is the caller's claim token: a caller that retries (the sidecar's VolumeWorker keeps one
+    for its lifetime) passes the same one every time, so a claim its own earlier attempt left (the
+    store went away before the claim could be released) is recognised as its own and the retry goes
+    on at once instead of waiting `half_init_age` for it. Only the claim counts as ours: keys an
+    earlier `init` wrote are indistinguishable from another process's and still wait for the bound.
+    None: a new random token for this call.
     """
     import secrets
     import time
 
-    token = secrets.token_hex(16)
-    claimed = False
+    token = token or secrets.token_hex(16)
     give_up = time.monotonic() + patience
     waited = False
     while True:
@@ -141,7 +154,7 @@ def ensure_repository(
         in_progress = state is StoreState.INCONSISTENT and bool(survey.leftovers)
         if state not in (StoreState.NO_REPOSITORY, StoreState.HALF_INITIALISED) and not in_progress:
             return False, EX_TEMPFAIL, text
-        ours = claimed and survey.claim == token
+        ours = survey.claim == token  # read back after it settled: ours, from this call or an earlier one
         others = [
             item
             for item in survey.leftovers
@@ -162,7 +175,6 @@ def ensure_repository(
                     )
                 if not ours:
                     probe.put_claim(repository, token)
-                    claimed = True
                     if restic.cancel.wait(settle):
                         return False, EX_TEMPFAIL, "interrupted while creating the repository"
                     continue
@@ -222,6 +234,86 @@ def history_of(snapshots: list[Snapshot]) -> History:
     )
 
 
+# Reading the history without `restic snapshots` (issue 13 item 2). Every restic start costs a key
+# derivation and a repository open (~0.5-1 s); a scheduled run used to start restic four times.
+Listing = Callable[[], frozenset[str]]  # the snapshot ids the store holds; raises ListingUnavailable
+Configured = Callable[[], bool]  # whether the repository's `config` exists; raises ListingUnavailable
+
+
+def current_snapshots(
+    restic: Restic,
+    known: Sequence[Snapshot] | None,
+    listing: Listing | None,
+    configured: Configured | None = None,
+) -> tuple[list[Snapshot], bool]:
+    """The repository's snapshots, oldest first, and whether restic listed them.
+
+    `known` (what this sidecar saw last: its previous listing, plus the snapshots it wrote since,
+    minus those it forgot) is used only when the store lists exactly its ids (`listing`, one S3
+    request, sidecar.edges.listing). Snapshot files are named by the SHA-256 of their content and
+    never rewritten, so equal ids mean an equal history, whoever wrote to the repository meanwhile
+    (another pod on an RWX volume, a restore and claim elsewhere, a forget, VolSync): any change
+    shows as an id added or gone, and then restic lists. Without `known` (the first run after
+    start) a store that holds the repository's `config` and no snapshot file at all is an empty
+    history just as `restic snapshots` would report; anything else, restic lists. Any listing
+    failure: restic lists. Raises ResticError as `restic snapshots` does.
+    """
+    if listing is not None:
+        try:
+            ids = listing()
+            if known is not None and ids == {s.id for s in known}:
+                return sorted(known, key=lambda s: s.time), False
+            if known is None and not ids and configured is not None and configured():
+                return [], False
+        except ListingUnavailable:
+            pass
+    return restic.snapshots(), True
+
+
+def with_new_snapshot(
+    snapshots: Sequence[Snapshot], summary: BackupSummary, hostname: str, tags: Sequence[str]
+) -> tuple[Snapshot, ...] | None:
+    """The history after a backup wrote `summary`'s snapshot, as `restic snapshots` would show it
+    (host, tags, time and size as restic stores them), or None when restic did not say its time."""
+    if summary.snapshot_id is None or summary.started is None:
+        return None
+    new = Snapshot(
+        id=summary.snapshot_id,
+        short_id=summary.snapshot_id[:8],
+        time=summary.started,
+        hostname=hostname,
+        paths=(),
+        tags=tuple(dict.fromkeys(tags)),
+        tree="",
+        files=summary.total_files,
+        bytes=summary.total_bytes,
+    )
+    return (*snapshots, new)
+
+
+def _decide(
+    facts: VolumeFacts,
+    snapshots: list[Snapshot],
+    outcome: str | None,
+    policy: GuardPolicy,
+    uid: str | None,
+    backed_up: bool,
+) -> tuple[History, Verdict]:
+    history = history_of(snapshots)
+    verdict = decide(
+        GuardInput(
+            outcome=outcome,
+            volume=facts,
+            history=history,
+            pvc_uid=uid,
+            adopt=policy.adopt,
+            shrink_limit=policy.shrink_limit,
+            backed_up=backed_up,
+        )
+    )
+    return history, verdict
+
+
 def _root_ignored(volume: Path) -> list[Path]:
     """The root's lost+found (fsck's, root-only on ext4), as restic names it (real path)."""
     root = Path(os.path.realpath(volume))
@@ -272,19 +364,26 @@ def guarded_backup(
     timeout: float | None = None,
     deadline: Callable[[], float] | None = None,
     capture_policy: CapturePolicy | None = None,
+    known: Sequence[Snapshot] | None = None,
+    listing: Listing | None = None,
+    configured: Configured | None = None,
+    headers: HeaderCache | None = None,
 ) -> GuardedBackup:
     """Measure, read the history, ask the guard, wait for locks, back up. Never raises for restic.
 
     `ensure` creates the repository when restic says there is none; it is the store probe's job to
     say so positively (boto3 is only imported then). `deadline`, when given, returns the seconds
-    left for the whole operation (the final backup's budget).
+    left for the whole operation (the final backup's budget). `known`, `listing` and `configured`
+    let the history be read without restic (`current_snapshots`); whenever the guard would refuse
+    or adopt, or the volume is empty, the history is read by restic again and the guard asked again,
+    so no cached list ever lets a backup through that `restic snapshots` would have stopped.
     """
     pvc = volume.pvc
     initialized = False
     captured = Capture()
     capture_policy = capture_policy or CapturePolicy()
     try:
-        found = survey(volume.path)
+        found = survey(volume.path, headers=headers)
         facts = found.facts
         if found.servers and not backed_up:  # once per pod start, until its first backup
             for directory, engine in found.servers:
@@ -299,7 +398,7 @@ def guarded_backup(
                     fix="back up the engine's dump to a labelled volume, or stop the app (docs/backup.md)",
                 )
         try:
-            snapshots = restic.snapshots()
+            snapshots, listed = current_snapshots(restic, known, listing, configured)
         except ResticError as exc:
             if exc.failure is not Failure.NO_REPOSITORY:
                 raise
@@ -311,19 +410,13 @@ def guarded_backup(
                 )
             if initialized:
                 event(log, "repository.initialized", pvc=pvc, repository=restic.repository)
-            snapshots = []
-        history = history_of(snapshots)
-        verdict = decide(
-            GuardInput(
-                outcome=outcome,
-                volume=facts,
-                history=history,
-                pvc_uid=volume.pvc_uid,
-                adopt=policy.adopt,
-                shrink_limit=policy.shrink_limit,
-                backed_up=backed_up,
-            )
-        )
+            snapshots, listed = [], True
+        history, verdict = _decide(facts, snapshots, outcome, policy, volume.pvc_uid, backed_up)
+        if not listed and (facts.empty or not verdict.allowed or verdict.reason is not None):
+            # belt and braces: a refusal, an adoption or an empty volume is judged on restic's own
+            # listing, never on what the store's file names implied
+            snapshots, listed = restic.snapshots(), True
+            history, verdict = _decide(facts, snapshots, outcome, policy, volume.pvc_uid, backed_up)
         if not verdict.allowed:
             assert verdict.reason is not None
             event(
@@ -345,12 +438,15 @@ def guarded_backup(
                 volume=facts,
                 snapshots_before=history.snapshots,
                 message=verdict.explanation,
+                history=tuple(snapshots),
+                listed=listed,
             )
         if verdict.adopted:
             event(log, "guard.adopted", logging.WARNING, pvc=pvc, explanation=verdict.explanation)
         patience = lock_patience if deadline is None else min(lock_patience, max(0.0, deadline()))
         budget = timeout if deadline is None else max(1.0, deadline())
         captured = _capture(volume, found.databases, capture_policy, deadline)
+        tags = [*tags_for(namespace, pvc, volume.pvc_uid), *history.latest_pins]
         try:
             summary, wait = run_locked(
                 restic,
@@ -359,7 +455,7 @@ def guarded_backup(
                 lambda: restic.backup(
                     volume.path,
                     host=SNAPSHOT_HOST,
-                    tags=[*tags_for(namespace, pvc, volume.pvc_uid), *history.latest_pins],
+                    tags=tags,
                     excludes=[*_excludes(volume.path), *captured.excludes],
                     extra=captured.targets,
                     timeout=budget,
@@ -448,6 +544,8 @@ def guarded_backup(
         unreadable=len(unreadable),
         capture=captured,
         servers=found.servers,
+        history=with_new_snapshot(snapshots, summary, SNAPSHOT_HOST, tags),
+        listed=listed,
     )
 
 

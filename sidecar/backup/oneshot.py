@@ -15,6 +15,7 @@ Exit codes: 0 backed up; 65 the guard refused (the message says why and how to o
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from collections.abc import Callable
 
@@ -66,8 +67,10 @@ def backup_volumes(
             restic.cancel = cancel
         # Ask the store once before restic does: restic retries a dead endpoint for many minutes,
         # and a one-shot command should say "unavailable" (75) at once. The probe also creates the
-        # repository, only on a positive "none" (the same ensure_repository the sidecar calls).
-        initialized, code, text = ensure_repository(probe, restic, repository)
+        # repository, only on a positive "none" (the same ensure_repository the sidecar calls),
+        # with one claim token for both of its calls below.
+        token = secrets.token_hex(16)
+        initialized, code, text = ensure_repository(probe, restic, repository, token=token)
         if code != EX_OK:
             event(log, "backup.store_unavailable", logging.WARNING, pvc=spec.pvc, reason=text)
             results.append(
@@ -85,8 +88,8 @@ def backup_volumes(
                 restic,
                 outcome=outcome,
                 policy=policy,
-                ensure=lambda restic=restic, repository=repository: ensure_repository(  # type: ignore[misc]
-                    probe, restic, repository
+                ensure=lambda restic=restic, repository=repository, token=token: ensure_repository(  # type: ignore[misc]
+                    probe, restic, repository, token=token
                 ),
                 lock_patience=settings.lock_retry,
                 timeout=settings.restic_timeout,

@@ -44,6 +44,19 @@ def jitter_seconds(namespace: str, pvc: str, job: str, spread: int) -> int:
     return int.from_bytes(digest[:8], "big") % max(1, spread)
 
 
+def offset(namespace: str, pvc: str, job: str, schedule: Schedule) -> int:
+    """Seconds after each of `schedule`'s runs that this volume's `job` starts (stable per volume).
+
+    `weekly` (prune, check, drill): a day of the week and a second of 00:00-06:00 UTC, so 500 PVCs'
+    weekly checks spread over seven nights instead of all landing on Sunday's
+    (bench/scale_schedule.py); anything else: a second of `spread(schedule)`.
+    """
+    if schedule.kind == "weekly":
+        day = jitter_seconds(namespace, pvc, f"{job}-day", 7)
+        return day * 86400 + jitter_seconds(namespace, pvc, job, DAILY_SPREAD)
+    return jitter_seconds(namespace, pvc, job, spread(schedule))
+
+
 def next_fire(cron: str, offset: int, now: dt.datetime, previous: dt.datetime | None = None) -> dt.datetime:
     """The first run strictly after `now` of `cron` shifted later by `offset` seconds.
 

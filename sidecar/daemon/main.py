@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import logging
 import os
 import signal
@@ -42,9 +43,8 @@ from sidecar.daemon.cadence import (
     Schedule,
     expected_interval,
     first_backup,
-    jitter_seconds,
     next_backup,
-    spread,
+    offset,
 )
 from sidecar.daemon.drill import Drills
 from sidecar.daemon.maintenance import Breaker, Maintenance, check, forget, prune
@@ -53,8 +53,9 @@ from sidecar.daemon.retention import render
 from sidecar.daemon.scheduler import JobSpec, Scheduler
 from sidecar.drill.plan import DrillReport, drill_offset
 from sidecar.edges.clock import repository_time
-from sidecar.edges.restic import Restic, ResticError
-from sidecar.edges.usage import filesystem_used_bytes
+from sidecar.edges.listing import ListingUnavailable, has_config, snapshot_ids
+from sidecar.edges.restic import Restic, ResticError, Snapshot
+from sidecar.edges.usage import HeaderCache, filesystem_used_bytes
 from sidecar.handover import Handover, read_handover
 from sidecar.locking import own_lock_host
 from sidecar.runtime import Runtime, VolumeTarget
@@ -86,7 +87,14 @@ class VolumeWorker:
     on_failure: Callable[[VolumeWorker], None] | None = None
     drills: Drills | None = None  # restore drills into scratch space (sidecar.daemon.drill)
     _probe: Any = None
+    _init_token: str = ""  # this worker's repository-creation claim token, kept for its lifetime
     _held: bool = False  # the retention breaker refused the last forget or prune
+    # the repository's snapshots as this sidecar last knew them (its last listing, plus what it
+    # wrote, minus what it forgot): trusted only while the store lists exactly these ids
+    # (sidecar.backup.guarded.current_snapshots); None: unknown, restic lists
+    known: tuple[Snapshot, ...] | None = None
+    # the last walk's SQLite header checks: unchanged files are not opened again (edges.usage)
+    headers: HeaderCache = field(default_factory=HeaderCache)
 
     @property
     def pvc(self) -> str:
@@ -106,8 +114,12 @@ class VolumeWorker:
                 region=self.runtime.s3_region,
                 timeout=self.runtime.probe_timeout,
             )
+        if not self._init_token:  # one token for the worker's life: a claim its own failed
+            import secrets  # attempt left counts as its own (docs/RELIABILITY.md, gap 2)
+
+            self._init_token = secrets.token_hex(16)
         repository = parse_override(self.volume.repository, self.pvc)
-        return ensure_repository(self._probe, self.restic, repository)
+        return ensure_repository(self._probe, self.restic, repository, token=self._init_token)
 
     def backup(
         self, *, deadline: Callable[[], float] | None = None, then_forget: bool = True
@@ -126,7 +138,12 @@ class VolumeWorker:
                 ensure=self._ensure,
                 lock_patience=self.runtime.lock_retry,
                 deadline=deadline,
+                known=self.known,
+                headers=self.headers,
+                listing=lambda: self._listing(deadline),
+                configured=lambda: self._configured(deadline),
             )
+            self.known = result.history
             self.metrics.observe_backup(result, self.clock())
             if result.summary and result.summary.snapshot_id:  # written, complete or not: ours
                 self.own_snapshots.add(result.summary.snapshot_id)
@@ -137,6 +154,31 @@ class VolumeWorker:
             self.on_failure(self)
         return result
 
+    def _list_timeout(self, deadline: Deadline | None) -> float:
+        # the final backup's budget bounds the store's listing too (it cannot be cancelled like restic)
+        timeout = self.runtime.probe_timeout
+        return timeout if deadline is None else min(timeout, max(1.0, deadline() / 4))
+
+    def _listing(self, deadline: Deadline | None = None) -> frozenset[str]:
+        """The snapshot ids the store holds (one S3 request; raises ListingUnavailable)."""
+        env, timeout = self.runtime.restic_env, self._list_timeout(deadline)
+        return snapshot_ids(self.volume.repository, env, timeout=timeout)
+
+    def _configured(self, deadline: Deadline | None = None) -> bool:
+        """Whether the repository's `config` exists (one S3 request; raises ListingUnavailable)."""
+        env, timeout = self.runtime.restic_env, self._list_timeout(deadline)
+        return has_config(self.volume.repository, env, timeout=timeout)
+
+    def _exact(self) -> tuple[Snapshot, ...] | None:
+        """The known snapshot list when the store proves it is the repository's, else None."""
+        if self.known is None:
+            return None
+        try:
+            ids = self._listing()
+        except ListingUnavailable:
+            return None
+        return self.known if ids == {s.id for s in self.known} else None
+
     def protect(self) -> GuardedBackup | None:
         """The first backup of data Lifeboat did not restore or start (outcome `skipped`), taken only
         when no snapshot protects it yet: a volume labelled after its app had written to it is backed
@@ -144,6 +186,7 @@ class VolumeWorker:
         try:
             with self.mutex:
                 snapshots = self.restic.snapshots()
+                self.known = tuple(snapshots)
         except ResticError as exc:
             # no repository yet, or the store is down: the guarded backup creates the repository
             # (on a positive "none") or fails and is retried after LIFEBOAT_BACKUP_RETRY_DELAY
@@ -171,6 +214,7 @@ class VolumeWorker:
                 return None
             if new_id:
                 self.own_snapshots.add(new_id)
+                self.known = None  # the tagged snapshot has a new id
             return new_id
 
     def breaker(self) -> Breaker:
@@ -193,15 +237,22 @@ class VolumeWorker:
             return self._forget()
 
     def _forget(self) -> Maintenance:
-        return self._record(
-            forget(
-                self.restic,
-                self.pvc,
-                self.runtime.retention_of(self.volume),
-                patience=self.runtime.lock_retry,
-                breaker=self.breaker(),
-            )
+        # a forget the retention policy cannot make remove anything is skipped (the known list is
+        # exact); while the breaker holds retention, every forget asks it, so it can clear
+        known = None if self._held else self._exact()
+        result = forget(
+            self.restic,
+            self.pvc,
+            self.runtime.retention_of(self.volume),
+            patience=self.runtime.lock_retry,
+            breaker=self.breaker(),
+            known=known,
         )
+        if result.result == "success" and result.forget is not None and self.known is not None:
+            gone = set(result.forget.removed_ids)
+            exact = len(gone) == result.forget.removed
+            self.known = tuple(s for s in self.known if s.id not in gone) if exact else None
+        return self._record(result)
 
     def prune(self) -> Maintenance:
         with self.mutex:
@@ -269,12 +320,12 @@ def job_specs(workers: list[VolumeWorker], settings: Runtime) -> list[JobSpec]:
             ("check", settings.check_schedule),
         ]
         for kind, schedule in plans:
-            offset = jitter_seconds(settings.namespace, worker.pvc, kind, spread(schedule))
-            specs.append(JobSpec(f"{kind}:{worker.pvc}", getattr(worker, kind), schedule.cron, offset))
+            delay = offset(settings.namespace, worker.pvc, kind, schedule)
+            specs.append(JobSpec(f"{kind}:{worker.pvc}", getattr(worker, kind), schedule.cron, delay))
         drill = settings.drill_of(worker.volume)
         if drill is not None and worker.drills is not None:
-            offset = drill_offset(settings.namespace, worker.pvc, drill)
-            specs.append(JobSpec(f"drill:{worker.pvc}", worker.drill, drill.cron, offset))
+            delay = drill_offset(settings.namespace, worker.pvc, drill)
+            specs.append(JobSpec(f"drill:{worker.pvc}", worker.drill, drill.cron, delay))
     return specs
 
 
@@ -314,6 +365,7 @@ class Sidecar:
             )
             if redact is not None:
                 restic.redact = redact
+            restic.on_retry = functools.partial(self.metrics.observe_restic_retries, volume.pvc)
             outcome = self.handover[volume.pvc].outcome if volume.pvc in self.handover else None
             worker = VolumeWorker(runtime, volume, restic, self.metrics, outcome, clock=clock)
             worker.on_failure = self._retry_later

@@ -11,6 +11,14 @@ does them: the sidecar that wrote the newest snapshot. Every sidecar can tell fr
 alone, without talking to the others, and exactly one of them holds the newest snapshot; a sidecar
 that has not written any snapshot (e.g. blocked by the guard) never prunes a history it does not own.
 
+A forget that would remove nothing is not run at all (result `skipped`, log `forget.skipped`):
+the caller passes the repository's snapshot list when it knows it exactly (sidecar.backup.guarded:
+the store's listing of snapshot ids matches it) and restic's own policy, applied to that list
+(sidecar.daemon.retention.plan), keeps every snapshot. That is most forgets (a young history, a
+daily schedule between two days) and saves two restic starts each. It asks neither the breaker
+nor the store's clock: restic's keep rules do not depend on `now`, only on the snapshots' own
+times. Whenever something could go, restic decides what, behind the breaker, as before.
+
 Forget and prune go through the retention breaker first (sidecar.daemon.breaker): the store's clock
 is compared with ours, `restic forget --dry-run` says what would go, and a refusal (result
 `refused`, log `retention.refused`) holds both until a later dry-run passes. Backups never wait
@@ -22,12 +30,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from lifeboat.contract import render_retention
 from lifeboat.logs import event
 from sidecar.daemon.breaker import DEFAULT_BOUNDS, Bounds, Reason, Verdict, judge_clock, judge_forget
+from sidecar.daemon.retention import removes_anything
 from sidecar.edges.clock import StoreTimeUnavailable
 from sidecar.edges.restic import CheckResult, Failure, ForgetResult, Restic, ResticError, Snapshot
 from sidecar.locking import LockedOut, run_locked
@@ -142,10 +151,18 @@ def forget(
     *,
     patience: float,
     breaker: Breaker | None = None,
+    known: Sequence[Snapshot] | None = None,
 ) -> Maintenance:
     """`restic forget` of Lifeboat's snapshots by `policy`, once the breaker lets it through (when
-    given one); data is freed later by prune."""
+    given one); data is freed later by prune. `known`: the repository's exact snapshot list, when
+    the caller has it; a forget that would remove nothing from it is skipped."""
     started = time.monotonic()
+    if known is not None and not removes_anything(known, policy):
+        ours = sum(1 for s in known if "lifeboat" in s.tags)
+        event(
+            log, "forget.skipped", pvc=pvc, snapshots=ours, reason="the retention policy keeps every snapshot"
+        )
+        return Maintenance("forget", "skipped", snapshots=ours, message="nothing to remove")
     verdict: Verdict | None = None
     judged = 0.0
     try:

@@ -70,6 +70,12 @@ class Metrics:
             (*LABELS, "operation"),
             registry=r,
         )
+        self.restic_retries = Counter(
+            "lifeboat_restic_retries",
+            "Store requests restic retried (it rides out outages of up to 15 minutes), by restic command.",
+            (*LABELS, "operation"),
+            registry=r,
+        )
         self.stale_locks = Counter(
             "lifeboat_stale_locks_removed",
             "Stale locks (older than restic's 30 minutes) removed.",
@@ -210,6 +216,7 @@ class Metrics:
                 self.guard_blocked.labels(namespace, pvc, reason.value).set(0)
             for operation in ("backup", "forget", "prune", "check"):
                 self.lock_wait.labels(namespace, pvc, operation)
+                self.restic_retries.labels(namespace, pvc, operation)
             self.stale_locks.labels(namespace, pvc)
 
     def observe_start(self, pvc: str, interval: int, now: float) -> None:
@@ -295,6 +302,10 @@ class Metrics:
             self.check_last_success.labels(ns, pvc).set(now)
         if result.result == "success" and result.operation == "prune":
             self.prune_last_success.labels(ns, pvc).set(now)
+
+    def observe_restic_retries(self, pvc: str, command: str, retries: int) -> None:
+        """restic retried `retries` store requests during `command` (a restic subcommand: few values)."""
+        self.restic_retries.labels(self.namespace, pvc, command).inc(retries)
 
     def observe_volume(self, pvc: str, used: int | None) -> None:
         if used is not None:

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from lifeboat.contract import Schedule
-from sidecar.daemon.cadence import DAILY_SPREAD, jitter_seconds, spread
+from sidecar.daemon.cadence import DAILY_SPREAD, jitter_seconds, offset
 
 DAY = 86400
 BLOCK = 4096  # what a file or directory costs on scratch at least (ext4, xfs, tmpfs pages)
@@ -45,12 +45,9 @@ def drill_offset(namespace: str, pvc: str, schedule: Schedule) -> int:
     weekly: a day of the week and a second of 00:00-06:00 UTC; daily: a second of 00:00-06:00;
     a crontab expression: the backups' rule (at most 15 minutes, less than the gap between runs).
     """
-    if schedule.kind == "weekly":
-        day = jitter_seconds(namespace, pvc, "drill-day", 7)
-        return day * DAY + jitter_seconds(namespace, pvc, "drill", DAILY_SPREAD)
     if schedule.kind == "daily":
         return jitter_seconds(namespace, pvc, "drill", DAILY_SPREAD)
-    return jitter_seconds(namespace, pvc, "drill", spread(schedule))
+    return offset(namespace, pvc, "drill", schedule)
 
 
 # --- what -----------------------------------------------------------------------------------------

@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
-import hmac
 import http.client
 import json
 import logging
 import os
 import signal
-import ssl
 import subprocess
 import threading
 import time
@@ -34,10 +31,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 from lifeboat.contract import ENV_LEGACY_PASSWORDS
 from lifeboat.logs import event
+from sidecar.backend_retries import RetryReport, RetryTally, parse_retry, scrub
+from sidecar.edges import listing
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +128,8 @@ class BackupSummary:
     # what restic could not read (its `error` messages, absolute paths, at most ~2000): the
     # snapshot lacks these, or holds an older copy of them
     unreadable: tuple[str, ...] = ()
+    # restic's `backup_start`: the snapshot's own `time`, to the nanosecond (None before restic 0.17)
+    started: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +165,7 @@ class Lock:
 class ForgetResult:
     kept: int
     removed: int
+    removed_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,11 @@ class Restic:
     # hostNetwork, no fixed spec.hostname); None when another pod could share it. sidecar.locking
     # applies restic's "this host, dead PID" rule only to locks carrying it.
     own_host: str | None = None
+    # Called with (restic command, retries) as restic retries store requests (the sidecar counts
+    # them in lifeboat_restic_retries_total); the `restic.retry` WARNING is logged here, at most
+    # once per `retry_report_interval` seconds per restic process (sidecar.backend_retries).
+    on_retry: Callable[[str, int], None] | None = None
+    retry_report_interval: float = 60.0
 
     # -- the one place a process is started --------------------------------------------------
 
@@ -277,9 +283,16 @@ class Restic:
                     if message is not None:
                         on_line(message)
 
+        retries = RetryTally(interval=self.retry_report_interval)
+
         def read_stderr() -> None:
             assert proc.stderr is not None
             for line in proc.stderr:
+                retry = parse_retry(line)
+                if retry is not None:
+                    self._retried(command, retries.note(retry, time.monotonic()))
+                    if retries.total > 50:  # kept for an explanation; never crowding out the rest
+                        continue
                 if len(stderr) < 2000:
                     stderr.append(line)
 
@@ -301,6 +314,7 @@ class Restic:
         code = proc.wait()
         for reader in readers:
             reader.join(timeout=5)
+        self._retried(command, retries.finish(), code)
         completed = _Completed(code=code, stdout=stdout, stderr=self.redact("".join(stderr)))
         if stopped is not None:
             raise ResticError(command, stopped, code, _last_error(completed) or "stopped by Lifeboat")
@@ -314,6 +328,25 @@ class Restic:
                 command, args, timeout=timeout, cwd=cwd, lock=lock, on_line=on_line, migrate=False
             )
         return completed
+
+    def _retried(self, command: str, report: RetryReport | None, code: int | None = None) -> None:
+        """Counts restic's retries of store requests and logs them (rate-limited by the tally)."""
+        if report is None:
+            return
+        if self.on_retry is not None:
+            self.on_retry(command, report.retries)
+        event(
+            log,
+            "restic.retry",
+            logging.WARNING,
+            command=command,
+            repository=scrub(self.redact(self.repository)),
+            retries=report.retries,
+            requests=report.requests,
+            error=self.redact(report.error),
+            **({"exit_code": code} if report.final else {}),
+            detail="restic is retrying requests the store failed; it gives up after 15 minutes",
+        )
 
     def _migrate_password(self) -> _Completed | None:
         """Adds the current password as a key with the first legacy password that opens the repository.
@@ -412,6 +445,7 @@ class Restic:
         timeout: float | None = None,
         include_file: Path | None = None,
         lock: bool = True,
+        on_status: Callable[[dict[str, Any]], None] | None = None,
     ) -> RestoreSummary:
         """Restores a snapshot into `target`; with `delete`, target ends equal to the snapshot.
 
@@ -425,6 +459,7 @@ class Restic:
         `include_file` restores only the paths it lists (restic's `--include-file`); `lock=False`
         reads without writing a lock (`--no-lock`: restore drills, which must leave the repository
         exactly as they found it). A failure carries the items restic named in `ResticError.items`.
+        `on_status` gets each JSON message restic prints on stdout (status, summary) as it comes.
         """
         args = [snapshot_id, "--target", str(target)]
         if delete:
@@ -432,7 +467,7 @@ class Restic:
         if include_file is not None:
             args += ["--include-file", str(include_file)]
         started = time.monotonic()
-        completed = self._run("restore", args, timeout=timeout, lock=lock)
+        completed = self._run("restore", args, timeout=timeout, lock=lock, on_line=on_status)
         warnings: list[str] = []
         if completed.code == 1:
             warnings = _only_xattr_errors(completed)
@@ -526,6 +561,7 @@ class Restic:
             incomplete=completed.code == 3,
             errors=tuple(errors),
             unreadable=tuple(unreadable),
+            started=parse_time(str(summary["backup_start"])) if summary.get("backup_start") else None,
         )
 
     def forget(
@@ -544,10 +580,12 @@ class Restic:
         completed = self._run("forget", args, timeout=timeout)
         self._check("forget", completed)
         kept = removed = 0
+        removed_ids: list[str] = []
         for message in _messages(completed, whole_arrays=True):
             kept += len(message.get("keep") or [])
             removed += len(message.get("remove") or [])
-        return ForgetResult(kept=kept, removed=removed)
+            removed_ids += [str(raw.get("id")) for raw in message.get("remove") or [] if raw.get("id")]
+        return ForgetResult(kept=kept, removed=removed, removed_ids=tuple(removed_ids))
 
     def forget_plan(
         self,
@@ -626,13 +664,29 @@ class Restic:
             raise ResticError("unlock", Failure.FATAL, None, str(exc)) from None
         key = f"{where.key_prefix.strip('/')}/locks/{lock_id}"
         try:
-            status, body = _s3_delete(where.endpoint, where.bucket, key, self.env, timeout=timeout)
+            status, body = listing.request(
+                "DELETE", where.endpoint, where.bucket, key, self.env, timeout=timeout, limit=2000
+            )
         except (OSError, http.client.HTTPException) as exc:
             message = self.redact(f"deleting lock {lock_id[:8]}: {type(exc).__name__}: {exc}")
             raise ResticError("unlock", Failure.FATAL, None, message) from None
         if status not in (200, 204, 404):
-            message = self.redact(f"deleting lock {lock_id[:8]}: S3 answered {status}: {body[:300]}")
+            text = body[:300].decode("utf-8", "replace")
+            message = self.redact(f"deleting lock {lock_id[:8]}: S3 answered {status}: {text}")
             raise ResticError("unlock", Failure.FATAL, None, message)
+
+    def snapshot_files(self, *, timeout: float = 10.0) -> frozenset[str]:
+        """The ids of the repository's snapshots as S3 lists them, without restic.
+
+        A snapshot's id is the name of its file under `<prefix>/snapshots/` (the hash of its
+        content: a rewritten snapshot, `restic tag`, is a new file and the old one is deleted), so
+        two equal listings name the same snapshots (sidecar.edges.listing: signed ListObjectsV2,
+        no key derivation, no lock, milliseconds). Raises ResticError (FATAL) when S3 cannot list."""
+        try:
+            return listing.snapshot_ids(self.repository, self.env, timeout=timeout)
+        except listing.ListingUnavailable as exc:
+            message = self.redact(f"listing snapshots/: {exc}")
+            raise ResticError("list", Failure.FATAL, None, message) from None
 
     def locks(self) -> list[Lock]:
         """The locks now in the repository, read without taking one."""
@@ -657,49 +711,6 @@ class Restic:
                 )
             )
         return found
-
-
-def _s3_delete(
-    endpoint: str, bucket: str, key: str, env: Mapping[str, str], *, timeout: float
-) -> tuple[int, str]:
-    """One path-style S3 `DeleteObject`, signed with AWS Signature V4; returns (status, body)."""
-    parts = urlsplit(endpoint)
-    path = "/" + quote(bucket, safe="") + "/" + quote(key, safe="/")
-    now = dt.datetime.now(dt.UTC)
-    stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
-    region = env.get("AWS_DEFAULT_REGION") or "us-east-1"
-    empty = hashlib.sha256(b"").hexdigest()
-    headers = {"host": parts.netloc, "x-amz-content-sha256": empty, "x-amz-date": stamp}
-    if env.get("AWS_SESSION_TOKEN"):
-        headers["x-amz-security-token"] = env["AWS_SESSION_TOKEN"]
-    names = sorted(headers)
-    signed = ";".join(names)
-    canonical = "\n".join(
-        ["DELETE", path, "", *(f"{n}:{headers[n].strip()}" for n in names), "", signed, empty]
-    )
-    scope = f"{day}/{region}/s3/aws4_request"
-    to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-    secret = ("AWS4" + env.get("AWS_SECRET_ACCESS_KEY", "")).encode()
-    for part in (day, region, "s3", "aws4_request"):
-        secret = hmac.new(secret, part.encode(), hashlib.sha256).digest()
-    signature = hmac.new(secret, to_sign.encode(), hashlib.sha256).hexdigest()
-    headers["authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={env.get('AWS_ACCESS_KEY_ID', '')}/{scope}, "
-        f"SignedHeaders={signed}, Signature={signature}"
-    )
-    host = parts.hostname or ""
-    connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        context = ssl.create_default_context()
-        connection = http.client.HTTPSConnection(host, parts.port, timeout=timeout, context=context)
-    else:
-        connection = http.client.HTTPConnection(host, parts.port, timeout=timeout)
-    try:
-        connection.request("DELETE", path, headers=headers)
-        response = connection.getresponse()
-        return response.status, response.read(2000).decode("utf-8", "replace")
-    finally:
-        connection.close()
 
 
 def _forget_args(keep: Mapping[str, int], tags: Sequence[str], group_by: str) -> list[str]:
@@ -787,4 +798,10 @@ def _last_error(completed: _Completed) -> str:
         if message is not None and message.get("message_type") == "exit_error":
             return str(message.get("message", "")).strip()
     lines = [ln for ln in completed.stderr.splitlines() if ln.strip()]
+    if completed.code == -signal.SIGKILL:  # not Lifeboat's stop (that raises before): most often OOM
+        return (
+            "restic was killed by SIGKILL, most often the kernel's OOM killer at the container's "
+            "memory limit: raise it with the PVC annotation lifeboat.dev/memory-limit "
+            "(docs/RELIABILITY.md#memory)"
+        )
     return lines[-1].strip() if lines else f"exit code {completed.code}"

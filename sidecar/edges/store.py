@@ -184,18 +184,21 @@ class StoreProbe:
     def _survey(self, repository: Repository, *, read_claim: bool) -> Survey:
         endpoint, bucket = repository.endpoint, repository.bucket
         prefix = _prefix(repository)
+        exists = Survey(StoreState.REPOSITORY, f"repository found at {repository.url}")
+        # `config` is asked for by name first: the top listing below can be truncated, and a prefix
+        # with many other objects sorting before it would otherwise hide a real repository
         config = self._call(endpoint, "list_objects_v2", Bucket=bucket, Prefix=prefix + "config", MaxKeys=10)
-        if any(item.get("Key") == prefix + "config" for item in config.get("Contents", [])):
-            return Survey(StoreState.REPOSITORY, f"repository found at {repository.url}")
+        if _holds_config(config, prefix):
+            return exists
         top = self._call(
             endpoint, "list_objects_v2", Bucket=bucket, Prefix=prefix, Delimiter="/", MaxKeys=1000
         )
+        if _holds_config(top, prefix):  # written between the two listings: a racing init just finished
+            return exists
         dirs = {str(p.get("Prefix", ""))[len(prefix) :] for p in top.get("CommonPrefixes", [])}
         files = {str(item.get("Key", ""))[len(prefix) :]: item for item in top.get("Contents", [])}
         if not dirs and not files:
             return Survey(StoreState.NO_REPOSITORY, f"bucket reachable, no repository at {repository.url}")
-        if "config" in files:  # written between the two listings: a racing init just finished
-            return Survey(StoreState.REPOSITORY, f"repository found at {repository.url}")
         damaged = Survey(
             StoreState.INCONSISTENT,
             f"objects exist under {repository.url} ({', '.join(sorted(dirs | set(files)))[:200]}) "
@@ -297,6 +300,11 @@ class StoreProbe:
 
 def _prefix(repository: Repository) -> str:
     return repository.key_prefix.strip("/") + "/"
+
+
+def _holds_config(listing: dict[str, Any], prefix: str) -> bool:
+    """A ListObjectsV2 answer names the repository's `config` object."""
+    return any(item.get("Key") == prefix + "config" for item in listing.get("Contents", []))
 
 
 def _aware(value: Any) -> dt.datetime:

@@ -8,13 +8,15 @@ one file system, `lost+found` at the root ignored (a freshly formatted volume ha
 The same walk finds what the backup must treat specially (`survey`): SQLite databases, by their
 16-byte header (captured through SQLite's own locking, sidecar.backup.capture), and the data
 directories of live database servers (PostgreSQL, MySQL/MariaDB, MongoDB), whose file-level copy
-is not consistent and is reported as such. Only files whose size could be a database are opened.
+is not consistent and is reported as such. Only files whose size could be a database are opened,
+and (with a `HeaderCache` kept by the caller between walks) only when new or changed since the
+last walk: an hourly backup of 10,000 unchanged files then opens none of them.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -44,6 +46,17 @@ class Survey:
     servers: tuple[tuple[str, str], ...] = ()
 
 
+@dataclass
+class HeaderCache:
+    """What the last walk learned of each file's first 16 bytes, by inode.
+
+    A file whose inode, size, mtime and ctime are all unchanged has the same header (any write
+    moves mtime, and setting mtime back moves ctime), so it is not opened again. Each walk keeps
+    only the files it saw: a deleted file's entry goes with it."""
+
+    seen: dict[int, tuple[int, int, int, bool]] = field(default_factory=dict)
+
+
 def is_sqlite_file(path: str, size: int) -> bool:
     """SQLite's 16-byte magic at the start of a file of whole pages (>= 512 bytes, a multiple of 512)."""
     if size < 512 or size % 512:
@@ -60,9 +73,13 @@ def measure(root: Path) -> VolumeFacts:
     return survey(root, databases=False).facts
 
 
-def survey(root: Path, *, databases: bool = True) -> Survey:
-    """Counts files and bytes like `measure`, and (with `databases`) finds SQLite and server data."""
+def survey(root: Path, *, databases: bool = True, headers: HeaderCache | None = None) -> Survey:
+    """Counts files and bytes like `measure`, and (with `databases`) finds SQLite and server data.
+
+    `headers` (kept by the caller between walks of this volume) spares reopening unchanged files."""
     files = size = 0
+    known = headers.seen if headers is not None else {}
+    seen: dict[int, tuple[int, int, int, bool]] = {}
     found: list[str] = []
     servers: dict[str, str] = {}
     root_dev = os.lstat(root).st_dev
@@ -91,8 +108,17 @@ def survey(root: Path, *, databases: bool = True) -> Survey:
                         continue
                     if entry.name in SERVER_MARKERS:
                         servers.setdefault(os.path.relpath(directory, root), SERVER_MARKERS[entry.name])
-                    if is_sqlite_file(entry.path, info.st_size):
+                    stamp = (info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+                    before = known.get(info.st_ino)
+                    if before is not None and before[:3] == stamp:
+                        sqlite = before[3]
+                    else:
+                        sqlite = is_sqlite_file(entry.path, info.st_size)
+                    seen[info.st_ino] = (*stamp, sqlite)
+                    if sqlite:
                         found.append(os.path.relpath(entry.path, root))
+    if headers is not None and databases:
+        headers.seen = seen
     return Survey(
         facts=VolumeFacts(files=files, bytes=size),
         databases=tuple(sorted(found)),

@@ -9,6 +9,10 @@ the termination-message file that `kubectl describe pod` shows. This path never 
 `restic init` and writes nothing to the store but restic's own shared lock while `restic restore`
 runs, and the deletion of locks restic calls stale by age (sidecar.locking): a dead cluster's
 exclusive lock must not keep the rebuilt one's app in `Init` forever.
+
+A volume's first attempt may start `restic restore latest` into the work directory while the
+store is still being asked (`speculate`), and keeps it only when it is provably the snapshot the
+decision chose (`settle`): the second restic process's key derivation then overlaps the first's.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
 
-from lifeboat.contract import parse_pin
+from lifeboat.contract import ENV_LEGACY_PASSWORDS, parse_pin
 from lifeboat.logs import event
 from sidecar.edges import capture
 from sidecar.edges import volume as vol
-from sidecar.edges.restic import Failure, Restic, ResticError, Snapshot
+from sidecar.edges.restic import Failure, Restic, ResticError, RestoreSummary, Snapshot
 from sidecar.edges.store import StoreProbe, StoreState
 from sidecar.handover import Handover, record_outcomes
 from sidecar.locking import LockedOut, run_locked
@@ -45,6 +51,9 @@ from sidecar.restore.decision import (
 from sidecar.settings import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, Settings, VolumeSpec
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+# how long the speculative restore's S3 listings of snapshots/ may take (each is one request)
+SPECULATION_LIST_TIMEOUT = 5.0
 
 _PROBE_ANSWERS = {
     StoreState.NO_REPOSITORY: StoreAnswer.NO_REPOSITORY,
@@ -91,31 +100,171 @@ class Clock:
     jitter: Callable[[], float] = random.random
 
 
-def _list_snapshots(restic: Restic, stop: threading.Event) -> Callable[[], list[Snapshot]]:
-    """Starts `restic snapshots` in a thread, stopped by `stop`; returns how to wait for it."""
-    listing = dataclasses.replace(restic, cancel=stop)
-    answer: list[list[Snapshot] | ResticError] = []
+def _in_background(
+    restic: Restic, stop: threading.Event, call: Callable[[Restic], T], name: str
+) -> Callable[[], T]:
+    """Runs `call` with a copy of `restic` that `stop` stops, in a thread; returns how to wait
+    for its answer (re-raising its ResticError). The process's own cancel stops it too."""
+    runner = dataclasses.replace(restic, cancel=stop)
+    answer: list[T | ResticError] = []
 
     def run() -> None:
         try:
-            answer.append(listing.snapshots())
+            answer.append(call(runner))
         except ResticError as exc:
             answer.append(exc)
 
-    worker = threading.Thread(target=run, name="lifeboat-snapshots", daemon=True)
+    worker = threading.Thread(target=run, name=name, daemon=True)
     worker.start()
 
-    def result() -> list[Snapshot]:
+    def result() -> T:
         while worker.is_alive():
             if restic.cancel.is_set():  # the process is asked to stop: so is this restic
                 stop.set()
             worker.join(timeout=0.05)
-        value = answer[0] if answer else ResticError("snapshots", Failure.FATAL, None, "no answer")
+        value = answer[0] if answer else ResticError(name, Failure.FATAL, None, "no answer")
         if isinstance(value, ResticError):
             raise value
         return value
 
     return result
+
+
+def _list_snapshots(restic: Restic, stop: threading.Event) -> Callable[[], list[Snapshot]]:
+    """Starts `restic snapshots` in a thread, stopped by `stop`; returns how to wait for it."""
+    return _in_background(restic, stop, lambda r: r.snapshots(), "lifeboat-snapshots")
+
+
+@dataclass
+class Speculation:
+    """`restic restore latest` into the work directory, started before the store has answered.
+
+    Started on a volume's first attempt, when the volume is empty and no pin applies: the restore's
+    key derivation and download then overlap the probe and `restic snapshots` instead of following
+    them. `before` is the set of snapshot files S3 listed before restic was started (None until
+    listed; empty when the listing failed or found none: then restic is not started at all).
+    `settle` keeps the result only when it is provably the snapshot the decision chose."""
+
+    stop: threading.Event
+    listed: threading.Event
+    # restic printed its first message (status or summary): it has resolved `latest` by then
+    resolved: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+    before: frozenset[str] | None = None
+    started: bool = False  # restic was started, so the work directory holds its output
+    result: Callable[[], RestoreSummary | None] = lambda: None
+
+
+def speculate(restic: Restic, root: Path, pvc: str) -> Speculation:
+    """Lists `snapshots/` on S3 (milliseconds, no restic), then starts `restic restore latest`
+    into `root`'s work directory; both in a thread, so neither delays the probe or the listing.
+
+    The speculative restic gets no legacy passwords: only the listing migrates a password, once."""
+    speculation = Speculation(stop=threading.Event(), listed=threading.Event())
+    runner = dataclasses.replace(
+        restic, env={k: v for k, v in restic.env.items() if k != ENV_LEGACY_PASSWORDS}
+    )
+
+    def seen(message: dict[str, Any]) -> None:
+        if message.get("message_type") in ("status", "verbose_status", "summary"):
+            speculation.resolved.set()
+
+    def run(handle: Restic) -> RestoreSummary | None:
+        try:
+            try:
+                before = handle.snapshot_files(timeout=SPECULATION_LIST_TIMEOUT)
+            except ResticError as exc:
+                event(log, "restore.speculation_skipped", logging.DEBUG, pvc=pvc, reason=exc.message)
+                before = frozenset()
+            speculation.before = before
+            speculation.listed.set()
+            if not before or speculation.stop.is_set():
+                return None
+            speculation.started = True
+            try:
+                tree = vol.prepare(root)
+            except OSError as exc:  # the attempt itself meets it again and reports it
+                raise ResticError("restore", Failure.FATAL, None, f"work directory: {exc}") from None
+            return handle.restore("latest", tree, delete=True, on_status=seen)
+        finally:
+            speculation.listed.set()
+            speculation.finished.set()
+
+    speculation.result = _in_background(runner, speculation.stop, run, "lifeboat-speculative-restore")
+    return speculation
+
+
+def settle(
+    speculation: Speculation,
+    decision: Decision,
+    snapshots: Sequence[SnapshotRef],
+    restic: Restic,
+    root: Path,
+    pvc: str,
+) -> RestoreSummary | None:
+    """The speculative restore's summary when it provably restored `decision`'s snapshot; else
+    None, with its restic stopped and the work directory discarded (only Lifeboat's own: the
+    volume itself is never touched), so the restore goes on exactly as without it.
+
+    The proof: the decision restores (no pin) the only snapshot listed at its time, and three
+    sets are equal: the snapshot files S3 listed before restic was started, the snapshots `restic
+    snapshots` listed, and the snapshot files S3 lists once restic has resolved `latest` (its
+    first message; a restore too short to print one: once it has exited). Snapshot files are
+    named by their content's hash and never come back once removed, and removing one takes
+    restic's exclusive lock, which the restore's shared lock (taken before it resolves `latest`)
+    keeps out while it runs. So the set restic chose from is the listed one, and its newest is
+    the decision's. A restore that printed nothing before it exited leaves one gap: a snapshot
+    added after the first listing and removed between restic's exit and the second listing."""
+    why = _mismatch(speculation, decision, snapshots)
+    summary: RestoreSummary | None = None
+    if why is None:
+        # until restic has resolved `latest` or exited (milliseconds to seconds)
+        while not speculation.resolved.wait(0.05) and not speculation.finished.is_set():
+            if restic.cancel.is_set():
+                why = "interrupted"
+                break
+    if why is None:
+        try:
+            now = restic.snapshot_files(timeout=SPECULATION_LIST_TIMEOUT)
+        except ResticError as exc:
+            now, why = None, f"snapshots/ not listable during the restore: {exc.message}"
+        if why is None and now != speculation.before:
+            why = "the repository's snapshots changed during the restore"
+    if why is None:
+        try:
+            summary = speculation.result()
+        except ResticError as exc:
+            why = f"restic restore latest failed: {exc.message}"
+        if why is None and summary is None:
+            why = "restic was not started"
+    if why is None:
+        event(log, "restore.speculation", pvc=pvc, kept=True)
+        return summary
+    speculation.stop.set()
+    with contextlib.suppress(ResticError):
+        speculation.result()
+    if speculation.started:
+        vol.discard(root)
+    event(log, "restore.speculation", pvc=pvc, kept=False, reason=why)
+    return None
+
+
+def _mismatch(speculation: Speculation, decision: Decision, snapshots: Sequence[SnapshotRef]) -> str | None:
+    """Why the speculative restore cannot be the decision's, as far as known now; None: it may."""
+    chosen = decision.snapshot
+    if decision.action is not Action.RESTORE or chosen is None:
+        return f"the decision is {decision.action.value}, not a restore"
+    if decision.mark_pin is not None:
+        return "a pin applies"
+    if sum(1 for s in snapshots if s.time == chosen.time) != 1:
+        return "more than one snapshot has the newest time"
+    if not speculation.listed.wait(timeout=SPECULATION_LIST_TIMEOUT + 1):
+        return "snapshots/ not listed in time"
+    if not speculation.before:
+        return "snapshots/ not listed before the restore"
+    if speculation.before != {s.id for s in snapshots}:
+        return "restic snapshots and S3 list different snapshots"
+    return None
 
 
 def ask_store(
@@ -173,8 +322,14 @@ def restore_once(
     lock_patience: float = 0.0,
     record: Callable[[Outcome], None] | None = None,
     first_attempt: bool = True,
+    speculative: bool = True,
 ) -> tuple[Decision, Outcome]:
     """One attempt for one volume, under the volume's lock. Never raises for store trouble.
+
+    On the first attempt at an empty volume without a pin (and with `speculative`), `restic
+    restore latest` starts into the work directory before the store has answered (`speculate`)
+    and is kept only when it provably restored the snapshot the decision chose (`settle`);
+    otherwise it is stopped, the work directory discarded, and the attempt goes on as without it.
 
     `restic restore` takes a shared lock. When restic says the repository is locked, locks older
     than restic's stale threshold are removed and the restore retried at once; a live exclusive lock
@@ -217,20 +372,34 @@ def restore_once(
             vol.move_in(spec.path)
             outcome.seconds = round(time.monotonic() - started, 3)
             return decision, outcome
-        answer, snapshots, detail = ask_store(probe, restic, repository, overlap=first_attempt)
+        speculation = None
+        if first_attempt and pin is None and speculative:
+            speculation = speculate(restic, spec.path, spec.pvc)
+        try:
+            answer, snapshots, detail = ask_store(probe, restic, repository, overlap=first_attempt)
+        except BaseException:
+            if speculation is not None:
+                settle(speculation, decide(state, None), [], restic, spec.path, spec.pvc)
+            raise
         decision = decide(state, answer, snapshots, pin, detail)
+        kept = None
+        if speculation is not None:
+            kept = settle(speculation, decision, snapshots, restic, spec.path, spec.pvc)
         if decision.action is Action.RESTORE:
             assert decision.snapshot is not None
             snapshot_id = decision.snapshot.id
-            tree = vol.prepare(spec.path)
+            tree = vol.tree_dir(spec.path) if kept is not None else vol.prepare(spec.path)
             try:
-                summary, _ = run_locked(
-                    restic,
-                    spec.pvc,
-                    "restore",
-                    lambda: restic.restore(snapshot_id, tree, delete=True),
-                    patience=lock_patience,
-                )
+                if kept is not None:
+                    summary = kept
+                else:
+                    summary, _ = run_locked(
+                        restic,
+                        spec.pvc,
+                        "restore",
+                        lambda: restic.restore(snapshot_id, tree, delete=True),
+                        patience=lock_patience,
+                    )
             except ResticError as exc:
                 reason = f"restic restore failed: {exc.message}"
                 if isinstance(exc, LockedOut):

@@ -11,24 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import Store
-from tests.support.lifeboat_cli import lifeboat
+from tests.support.restores import FAST_RETRIES, restore_empty_volume
 
 
 def test_a_missing_bucket_is_named_in_the_log_and_the_termination_message(s3: Store, tmp_path: Path) -> None:
-    volume = tmp_path / "vol"
-    volume.mkdir()
-    run = lifeboat(
-        "restore",
-        s3,
-        {"data": volume},
-        tmp_path,
-        env={
-            "LIFEBOAT_S3_BUCKET": "not-created-yet",
-            "LIFEBOAT_RETRY_INITIAL": "0.1",
-            "LIFEBOAT_RETRY_MAX": "0.2",
-        },
-        timeout=120,
-    )
+    volume, run = restore_empty_volume(s3, tmp_path, LIFEBOAT_S3_BUCKET="not-created-yet", **FAST_RETRIES)
     assert run.code == 75  # no deadline set: it stops only to make the reason visible
     assert len(run.events("restore.retry")) == 3
     assert run.events("restore.bucket_missing")[0]["pvcs"] == ["data"]
@@ -38,21 +25,10 @@ def test_a_missing_bucket_is_named_in_the_log_and_the_termination_message(s3: St
 
 
 def test_other_store_errors_keep_waiting_inside_the_container(s3: Store, tmp_path: Path) -> None:
-    volume = tmp_path / "vol"
-    volume.mkdir()
-    run = lifeboat(
-        "restore",
-        s3,
-        {"data": volume},
-        tmp_path,
-        env={
-            "LIFEBOAT_S3_ENDPOINT": "http://127.0.0.1:9",
-            "LIFEBOAT_RETRY_INITIAL": "0.1",
-            "LIFEBOAT_RETRY_MAX": "0.2",
-            "LIFEBOAT_RESTORE_DEADLINE": "4",
-        },
-        timeout=120,
+    volume, run = restore_empty_volume(
+        s3, tmp_path, LIFEBOAT_S3_ENDPOINT="http://127.0.0.1:9", LIFEBOAT_RESTORE_DEADLINE="4", **FAST_RETRIES
     )
     assert run.code == 75
+    assert list(volume.iterdir()) == []
     assert not run.events("restore.bucket_missing")
     assert "gave up after 4s" in run.termination

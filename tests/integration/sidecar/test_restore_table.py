@@ -17,6 +17,7 @@ from devtools.devtree import describe, make_volume, top_level
 from sidecar.edges.restic import parse_time
 from tests.conftest import Store
 from tests.support.lifeboat_cli import lifeboat, restic, snapshots
+from tests.support.restores import restore_empty_volume
 
 pytestmark = pytest.mark.s3
 
@@ -128,16 +129,8 @@ def test_a_pin_that_matches_nothing_fails_with_a_config_error_and_never_starts_f
 
 
 def test_unreachable_store_is_retried_until_the_deadline_then_exits_75(s3: Store, tmp_path: Path) -> None:
-    volume = tmp_path / "vol"
-    volume.mkdir()
     dead = f"http://127.0.0.1:{free_port()}"
-    run = lifeboat(
-        "restore",
-        s3,
-        {"data": volume},
-        tmp_path,
-        env={"LIFEBOAT_S3_ENDPOINT": dead, "LIFEBOAT_RESTORE_DEADLINE": "6"},
-    )
+    volume, run = restore_empty_volume(s3, tmp_path, LIFEBOAT_S3_ENDPOINT=dead, LIFEBOAT_RESTORE_DEADLINE="6")
     assert run.code == 75
     assert len(run.events("restore.retry")) >= 2
     assert top_level(volume) == []
@@ -145,16 +138,11 @@ def test_unreachable_store_is_retried_until_the_deadline_then_exits_75(s3: Store
 
 
 def test_missing_bucket_is_retried_like_an_outage_never_fresh(s3: Store, tmp_path: Path) -> None:
-    volume = tmp_path / "vol"
-    volume.mkdir()
-    run = lifeboat(
-        "restore",
-        s3,
-        {"data": volume},
-        tmp_path,
-        env={"LIFEBOAT_S3_BUCKET": "no-such-bucket", "LIFEBOAT_RESTORE_DEADLINE": "2"},
+    volume, run = restore_empty_volume(
+        s3, tmp_path, LIFEBOAT_S3_BUCKET="no-such-bucket", LIFEBOAT_RESTORE_DEADLINE="2"
     )
     assert run.code == 75
+    assert top_level(volume) == []
     assert "bucket no-such-bucket does not exist: create it" in run.events("restore.retry")[0]["reason"]
 
 

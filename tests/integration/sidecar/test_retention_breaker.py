@@ -202,18 +202,20 @@ def test_a_store_whose_time_cannot_be_read_holds_forget_for_this_round(
     seaweed: Store, tmp_path: Path
 ) -> None:
     volume = VolumeSpec(PVC, fill(tmp_path / "vol"), pvc_uid="uid-1")
-    conf = settings(seaweed, tmp_path)
+    conf = settings(seaweed, tmp_path, LIFEBOAT_RETENTION="last=1")
     handover(conf.state_dir, data="fresh")
     sidecar = Sidecar.from_settings([volume], conf)
     worker = sidecar.workers[0]
     nobody = f"http://127.0.0.1:{devstore.free_port()}/"
     worker.store_clock = lambda: store_time(nobody, timeout=2)
-    assert worker.backup().succeeded  # backups go on; the forget after it is held
+    assert worker.backup().succeeded  # one snapshot: last=1 removes nothing, the forget is skipped
+    (volume.path / "more").write_bytes(b"x" * 100)
+    assert worker.backup().succeeded  # backups go on; the forget after it (it would remove one) is held
     forgot = worker.forget()
     assert forgot.result == "refused" and forgot.breaker is not None
     assert forgot.breaker.reasons == (Reason.CLOCK_UNKNOWN,)
     assert "did not answer" in forgot.message
-    assert len(snapshots(seaweed, PVC)) == 1
+    assert len(snapshots(seaweed, PVC)) == 2
     assert sample(sidecar, "lifeboat_retention_refusals_total", reason="clock_unknown") == 2
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lifeboat.contract import parse_schedule
-from sidecar.daemon.cadence import UTC, jitter_seconds, next_fire, spread
+from sidecar.daemon.cadence import UTC, jitter_seconds, next_fire, offset, spread
 from sidecar.daemon.main import main
 from sidecar.daemon.retention import default_retention, parse_retention
 from sidecar.daemon.scheduler import JitteredCron
@@ -183,3 +183,19 @@ def test_a_bad_per_pvc_setting_names_the_option_and_the_pvc(
     with pytest.raises(ConfigError) as refused:
         parse_volumes([f"a={tmp_path / 'a'}"], **{option: [value]})
     assert named in str(refused.value)
+
+
+def test_weekly_checks_of_many_volumes_spread_over_every_night_of_the_week() -> None:
+    weekly = parse_schedule("weekly", weekly=True)
+    offsets = [offset("apps", f"pvc-{i}", "check", weekly) for i in range(500)]
+    assert offsets == [offset("apps", f"pvc-{i}", "check", weekly) for i in range(500)]  # stable
+    assert {o // 86400 for o in offsets} == set(range(7))
+    assert all(o % 86400 < 6 * 3600 for o in offsets)
+
+
+def test_hourly_and_daily_offsets_are_the_plain_jitter() -> None:
+    for text in ("hourly", "daily"):
+        schedule = parse_schedule(text)
+        assert offset("apps", "db", "backup", schedule) == jitter_seconds(
+            "apps", "db", "backup", spread(schedule)
+        )
