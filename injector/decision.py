@@ -196,37 +196,41 @@ def parse_retention_ack(value: str, source: str) -> str:
 
 
 MEMORY_LIMIT_FLOOR = 64 * 1024 * 1024  # restic needs more than this for any real repository
+MEMORY_REQUEST_FLOOR = 32 * 1024 * 1024  # the idle backup sidecar alone is about 30 MiB
+
+
+def _memory_quantity(value: str, source: str, *, floor: int, examples: tuple[str, str], low: str) -> str:
+    """A memory quantity of at least `floor` bytes; raises InvalidSetting naming `source`.
+    `examples` are two valid values for the message, `low` says why less will not do."""
+    try:
+        size = memory_bytes(value)
+    except ValueError:
+        raise InvalidSetting(
+            f"{source}: {value!r} is not a memory quantity; write e.g. {examples[0]} or {examples[1]}"
+        ) from None
+    if size < floor:
+        raise InvalidSetting(
+            f"{source}: {value!r} is below {floor // (1024 * 1024)}Mi, {low}; write e.g. {examples[0]}"
+        )
+    return value.strip()
 
 
 def parse_memory_limit(value: str, source: str) -> str:
     """A memory quantity of at least 64Mi (examples: 768Mi, 2Gi); raises InvalidSetting naming it."""
-    try:
-        size = memory_bytes(value)
-    except ValueError:
-        raise InvalidSetting(
-            f"{source}: {value!r} is not a memory quantity; write e.g. 768Mi or 2Gi"
-        ) from None
-    if size < MEMORY_LIMIT_FLOOR:
-        raise InvalidSetting(f"{source}: {value!r} is below 64Mi, too little for restic; write e.g. 768Mi")
-    return value.strip()
-
-
-MEMORY_REQUEST_FLOOR = 32 * 1024 * 1024  # the idle backup sidecar alone is about 30 MiB
+    return _memory_quantity(
+        value, source, floor=MEMORY_LIMIT_FLOOR, examples=("768Mi", "2Gi"), low="too little for restic"
+    )
 
 
 def parse_memory_request(value: str, source: str) -> str:
     """A memory quantity of at least 32Mi (examples: 256Mi, 1Gi); raises InvalidSetting naming it."""
-    try:
-        size = memory_bytes(value)
-    except ValueError:
-        raise InvalidSetting(
-            f"{source}: {value!r} is not a memory quantity; write e.g. 256Mi or 1Gi"
-        ) from None
-    if size < MEMORY_REQUEST_FLOOR:
-        raise InvalidSetting(
-            f"{source}: {value!r} is below 32Mi, less than the idle backup sidecar uses; write e.g. 256Mi"
-        )
-    return value.strip()
+    return _memory_quantity(
+        value,
+        source,
+        floor=MEMORY_REQUEST_FLOOR,
+        examples=("256Mi", "1Gi"),
+        low="less than the idle backup sidecar uses",
+    )
 
 
 def parse_drill(value: str, source: str) -> str:

@@ -15,12 +15,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devtools import devstore, toxiproxy
+from devtools import toxiproxy
 from devtools.toxiproxy import Fault
 from lifeboat.exitcodes import EX_TEMPFAIL
 from sidecar.backup.guarded import GuardedBackup, ensure_repository
@@ -35,15 +34,6 @@ pytestmark = pytest.mark.s3
 
 PVC = "data"
 CLAIM = f"lifeboat/apps/{PVC}/{INIT_CLAIM}"
-
-
-@pytest.fixture(scope="module")
-def proxy(
-    seaweed_server: devstore.S3Server, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[toxiproxy.Toxiproxy]:
-    """The session's SeaweedFS behind a toxiproxy of this module's own."""
-    with toxiproxy.running(tmp_path_factory.mktemp("claim-proxy"), seaweed_server.endpoint) as running:
-        yield running
 
 
 def _worker(store: Store, proxy: toxiproxy.Toxiproxy, tmp_path: Path) -> VolumeWorker:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devtools import devstore, toxiproxy
+from devtools import toxiproxy
 from devtools.toxiproxy import Fault
 from sidecar.daemon.main import Sidecar
 from sidecar.settings import VolumeSpec
@@ -28,15 +27,6 @@ from tests.support.sidecar import fill, settings
 pytestmark = pytest.mark.s3
 
 OUTAGE = 5.0
-
-
-@pytest.fixture(scope="module")
-def proxy(
-    seaweed_server: devstore.S3Server, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[toxiproxy.Toxiproxy]:
-    """The session's SeaweedFS behind a toxiproxy of this module's own."""
-    with toxiproxy.running(tmp_path_factory.mktemp("retry-proxy"), seaweed_server.endpoint) as running:
-        yield running
 
 
 def _retry_events(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
