@@ -58,9 +58,27 @@ class Sweep:
     read_data_ok: bool = False
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    widest_window: float = 0.0  # the longest kill window used (it follows the machine's load)
 
     def state(self, name: str) -> None:
         self.states[name] = self.states.get(name, 0) + 1
+
+    def window(self) -> float:
+        """Where a kill instant is drawn from: the fault-free run, or the last full reruns' median
+        when the machine has since slowed down, so kills keep covering the whole job under load."""
+        recent = sorted(self.rerun_seconds[-5:])
+        window = max(self.baseline, recent[len(recent) // 2] if recent else 0.0)
+        self.widest_window = max(self.widest_window, window)
+        return window
+
+    def progress(self, point: int) -> None:
+        states = ", ".join(f"{k} {v}" for k, v in sorted(self.states.items()))
+        print(
+            f"{self.phase} {point + 1}/{self.points}: {states}; reruns ok {self.reruns_ok}; "
+            f"problems {len(self.problems)}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _kill_at(lab: L.Lab, phase: str, bucket: str, volume: Path, work: Path, at: float, **kw: str) -> bool:
@@ -135,7 +153,7 @@ def sweep_restore(lab: L.Lab, source: Path, root: Path, points: int, rng: random
         shutil.rmtree(volume)
         volume.mkdir()
         sweep.finished_before_kill += _kill_at(
-            lab, "restore", bucket, volume, root / f"k{k}", rng.uniform(0, sweep.baseline)
+            lab, "restore", bucket, volume, root / f"k{k}", rng.uniform(0, sweep.window())
         )
         state = vol.inspect(volume)
         if state is VolumeState.HAS_DATA:
@@ -152,6 +170,7 @@ def sweep_restore(lab: L.Lab, source: Path, root: Path, points: int, rng: random
         _check(lab, bucket, sweep, k)
         shutil.rmtree(root / f"k{k}", ignore_errors=True)
         shutil.rmtree(root / f"r{k}", ignore_errors=True)
+        sweep.progress(k)
     sweep.read_data_ok = _read_data(lab, bucket)
     return sweep
 
@@ -178,7 +197,7 @@ def sweep_backup(
         _add_files(source, new_files, per_file, f"round{k}")
         before = {s["id"] for s in lab.snapshots(bucket)}
         sweep.finished_before_kill += _kill_at(
-            lab, "backup", bucket, source, root / f"k{k}", rng.uniform(0, sweep.baseline)
+            lab, "backup", bucket, source, root / f"k{k}", rng.uniform(0, sweep.window())
         )
         after = lab.snapshots(bucket)
         added = [s for s in after if s["id"] not in before]
@@ -197,6 +216,7 @@ def sweep_backup(
         _check(lab, bucket, sweep, k)
         shutil.rmtree(root / f"k{k}", ignore_errors=True)
         shutil.rmtree(root / f"r{k}", ignore_errors=True)
+        sweep.progress(k)
     sweep.read_data_ok = _read_data(lab, bucket)
     return sweep
 
@@ -235,7 +255,7 @@ def sweep_forget(lab: L.Lab, source: Path, root: Path, points: int, rng: random.
         before = {s["id"]: s for s in lab.snapshots(bucket)}
         keep = L.policy_keeps(lab, bucket, points + 10)
         sweep.finished_before_kill += _kill_at(
-            lab, "forget", bucket, source, root / f"k{k}", rng.uniform(0, sweep.baseline), **env
+            lab, "forget", bucket, source, root / f"k{k}", rng.uniform(0, sweep.window()), **env
         )
         left = {s["id"] for s in lab.snapshots(bucket)}
         if keep <= left <= set(before):
@@ -256,6 +276,7 @@ def sweep_forget(lab: L.Lab, source: Path, root: Path, points: int, rng: random.
         _check(lab, bucket, sweep, k)
         shutil.rmtree(root / f"k{k}", ignore_errors=True)
         shutil.rmtree(root / f"r{k}", ignore_errors=True)
+        sweep.progress(k)
     sweep.read_data_ok = _read_data(lab, bucket)
     return sweep
 
@@ -274,7 +295,7 @@ def sweep_prune(
         shutil.rmtree(root / f"junk{k}", ignore_errors=True)
         before = {s["id"] for s in lab.snapshots(bucket)}
         sweep.finished_before_kill += _kill_at(
-            lab, "prune", bucket, source, root / f"k{k}", rng.uniform(0, sweep.baseline)
+            lab, "prune", bucket, source, root / f"k{k}", rng.uniform(0, sweep.window())
         )
         after = {s["id"] for s in lab.snapshots(bucket)}
         sweep.state("snapshots intact" if after == before else "SNAPSHOTS CHANGED")
@@ -284,6 +305,7 @@ def sweep_prune(
         _check(lab, bucket, sweep, k)
         shutil.rmtree(root / f"k{k}", ignore_errors=True)
         shutil.rmtree(root / f"r{k}", ignore_errors=True)
+        sweep.progress(k)
     sweep.read_data_ok = _read_data(lab, bucket)
     return sweep
 
@@ -335,6 +357,7 @@ def sweep_init(
             sweep.read_data_ok = _read_data(lab, bucket)
         shutil.rmtree(root / f"k{k}", ignore_errors=True)
         shutil.rmtree(root / f"r{k}", ignore_errors=True)
+        sweep.progress(k)
     return sweep
 
 
@@ -364,6 +387,10 @@ HEADER = (
 )
 
 
+def _widened(s: Sweep) -> str:
+    return f" (kills drawn up to {s.widest_window:.1f} s)" if s.widest_window > s.baseline + 0.05 else ""
+
+
 def _row(columns: list[str] | tuple[str, ...]) -> str:
     return "| " + " | ".join(columns) + " |"
 
@@ -384,7 +411,7 @@ def render(sweeps: list[Sweep], args: argparse.Namespace, files: int, mib: float
                 [
                     s.phase,
                     str(s.points),
-                    f"{s.baseline:.1f} s",
+                    f"{s.baseline:.1f} s" + _widened(s),
                     str(s.finished_before_kill),
                     states,
                     f"{s.reruns_ok}/{s.points}",

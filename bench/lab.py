@@ -372,12 +372,26 @@ def run_job(
     return finish_job(phase, proc, out, err, started, timeout)
 
 
+def _become_subreaper() -> None:
+    """Orphans of a killed job are re-parented to this process, not to PID 1, so they can be reaped
+    at once: in a container the whole PID namespace dies with it, and restic's stale-lock rule
+    (`kill(pid, 0)` fails) must then hold. A PID 1 that reaps late leaves zombies whose locks
+    look live (seen: `restic check` refused by a killed prune's lock 12 s later)."""
+    import ctypes
+
+    PR_SET_CHILD_SUBREAPER = 36
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
 def kill_tree(proc: psutil.Popen) -> None:
     """SIGKILL to the job and every process it started, as when a container dies.
 
     The job is stopped (SIGSTOP) first so it cannot start another restic between the listing of
     its children and their kill (restic runs in a session of its own, so a process group kill
-    would miss it); the listing repeats until no child is left."""
+    would miss it); the listing repeats until no child is left. Then every killed process is
+    reaped, as the end of a container's PID namespace would."""
+    _become_subreaper()
+    killed: set[int] = set()
     with contextlib.suppress(psutil.NoSuchProcess):
         proc.suspend()
     for _ in range(20):
@@ -391,6 +405,7 @@ def kill_tree(proc: psutil.Popen) -> None:
             with contextlib.suppress(psutil.NoSuchProcess):
                 member.suspend()
         for member in family:
+            killed.add(member.pid)
             with contextlib.suppress(psutil.NoSuchProcess):
                 member.kill()
         psutil.wait_procs(family, timeout=10)
@@ -398,6 +413,14 @@ def kill_tree(proc: psutil.Popen) -> None:
         proc.kill()
     with contextlib.suppress(psutil.TimeoutExpired):
         proc.wait(timeout=30)
+    for pid in killed:  # re-parented to this subreaper once the job died
+        for _ in range(100):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    break
+            except ChildProcessError:
+                break
+            time.sleep(0.05)
 
 
 # -- the verdict -------------------------------------------------------------------------------
