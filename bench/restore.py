@@ -2,7 +2,7 @@
 
 Same data, same SeaweedFS (weed mini on loopback, started here), same restic binary, one run.
 Lifeboat's figure is the whole init container as a pod runs it: process start, configuration,
-the volume's lock and emptiness check, the S3 probe (boto3), `restic snapshots`, `restic restore`
+the volume's lock and emptiness check, the S3 probe, `restic snapshots`, `restic restore`
 into the work directory, fsync, commit record, renames into place, handover and termination
 message. Raw is `restic restore latest --target DIR` alone, into an empty directory, and the
 same followed by `sync` (Lifeboat's figure includes making the restored data durable). Every

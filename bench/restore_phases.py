@@ -49,7 +49,7 @@ def main() -> int:
     timed(run, "ask_store", "ask the store (probe | restic snapshots)")
     timed(run, "settle", "speculation: wait for it + proof")
     timed(restic.Restic, "snapshot_files", "S3 list of snapshots/ (stdlib, each)")
-    timed(store.StoreProbe, "probe", "S3 probe (boto3)")
+    timed(store.StoreProbe, "probe", "S3 probe")
     timed(restic.Restic, "_run", "restic processes (all)")
     for name in ("snapshots", "restore", "open"):
         if hasattr(restic.Restic, name):

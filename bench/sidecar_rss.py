@@ -7,6 +7,11 @@ first hour), then starts `lifeboat sidecar` for `--volumes` volumes exactly as t
 every 15 s like Prometheus would.
 
     .venv/bin/python bench/sidecar_rss.py --volumes 3 --seconds 60
+    .venv/bin/python bench/sidecar_rss.py --volumes 3 --seconds 30 --new-repositories
+
+`--new-repositories` skips that first backup: the sidecar then creates each repository itself
+(the store probe, the init claim, `restic init`) and backs the volumes up before it is sampled,
+so the figure includes whatever creating a repository left in the process's memory.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--volumes", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument(
+        "--new-repositories", action="store_true", help="let the sidecar create the repositories"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -64,11 +72,27 @@ def main() -> None:
                 (path / "data.bin").write_bytes(os.urandom(1024 * 1024))
                 volumes += ["--volume", f"pvc-{i}={path}"]
             one_shot = [str(BIN / "lifeboat"), "backup", *volumes]
-            subprocess.run(one_shot, env=env, check=True, capture_output=True)
+            if not args.new_repositories:
+                subprocess.run(one_shot, env=env, check=True, capture_output=True)
             proc = psutil.Popen(
                 [str(BIN / "lifeboat"), "sidecar", *volumes], env=env, stderr=subprocess.DEVNULL
             )
             time.sleep(5)  # validation, re-exec, scheduler and HTTP server up
+            if args.new_repositories:  # until the sidecar's own first backups have landed
+                client = server.client()  # type: ignore[attr-defined]
+                deadline = time.monotonic() + 300
+                while time.monotonic() < deadline:
+                    keys = [
+                        item["Key"]
+                        for page in client.get_paginator("list_objects_v2").paginate(Bucket="bench")
+                        for item in page.get("Contents", [])
+                    ]
+                    if sum("/snapshots/" in key for key in keys) >= args.volumes:
+                        break
+                    time.sleep(1)
+                else:
+                    raise SystemExit("the sidecar did not back the volumes up within 300 s")
+                time.sleep(3)
             cpu0 = sum(proc.cpu_times()[:2])
             peak = 0
             samples = []
@@ -87,7 +111,8 @@ def main() -> None:
             proc.wait(timeout=30)
     mib = 1024 * 1024
     print(f"process: {cmdline}")
-    print(f"volumes: {args.volumes}, idle for {args.seconds} s, /metrics scraped every 15 s")
+    made = "created by the sidecar" if args.new_repositories else "created beforehand"
+    print(f"volumes: {args.volumes} (repositories {made}), idle for {args.seconds} s, /metrics every 15 s")
     print(f"RSS median {sorted(samples)[len(samples) // 2] / mib:.1f} MiB, peak {peak / mib:.1f} MiB")
     print(f"CPU {cpu:.2f} s over {args.seconds} s ({100 * cpu / args.seconds:.2f}% of one core)")
 

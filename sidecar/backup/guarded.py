@@ -15,7 +15,7 @@ one that cannot be captured is stored as it is and makes the result `incomplete`
 The data directory of a live database server is reported: a file-level copy of it is not consistent.
 
 This module is imported by the idle process, so it stays light: creating a repository (the store
-probe, boto3) is a callable the caller passes in and only runs when restic says there is none.
+probe) is a callable the caller passes in and only runs when restic says there is none.
 """
 
 from __future__ import annotations
@@ -372,7 +372,7 @@ def guarded_backup(
     """Measure, read the history, ask the guard, wait for locks, back up. Never raises for restic.
 
     `ensure` creates the repository when restic says there is none; it is the store probe's job to
-    say so positively (boto3 is only imported then). `deadline`, when given, returns the seconds
+    say so positively (the probe is only imported then). `deadline`, when given, returns the seconds
     left for the whole operation (the final backup's budget). `known`, `listing` and `configured`
     let the history be read without restic (`current_snapshots`); whenever the guard would refuse
     or adopt, or the volume is empty, the history is read by restic again and the guard asked again,

@@ -14,8 +14,8 @@ It wires the pieces and owns the process's life:
   restic is interrupted with SIGINT (no partial snapshot, its lock removed) and the process still
   exits 0. A second SIGTERM cancels at once.
 
-The long-running process stays small: restic does the S3 work; boto3 is imported only if a
-repository has to be created (the store probe), kubernetes never.
+The long-running process stays small: restic does the S3 work; the store probe (standard-library
+signed requests) is imported only if a repository has to be created; boto3 and kubernetes never.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class VolumeWorker:
         return self.volume.pvc
 
     def _ensure(self) -> tuple[bool, int, str]:
-        # the store probe (boto3) is imported only when restic says there is no repository
+        # the store probe is imported only when restic says there is no repository
         from sidecar.backup.guarded import ensure_repository
         from sidecar.edges.store import StoreProbe
         from sidecar.repository import parse_override

@@ -9,9 +9,10 @@ SHA-256 of the file's content, and a snapshot file is never rewritten (a tag cha
 removes the old file and, for a tag, writes a new one under a new id). So "the store lists exactly
 the ids I know" means the repository's snapshots are exactly the ones known, byte for byte.
 
-One GET per 1000 snapshots, signed with AWS Signature V4 from the standard library (the idle
-sidecar imports no boto3), path-style; `request` also serves the lock removal in
-sidecar.edges.restic. Any failure raises ListingUnavailable; callers then ask restic, as before.
+One GET per 1000 snapshots, signed with AWS Signature V4 from the standard library (no process
+of the runtime imports boto3), path-style; `exchange` also serves the store probe
+(sidecar.edges.store) and the lock removal in sidecar.edges.restic. Any failure of a listing raises
+ListingUnavailable; callers then ask restic, as before.
 The restore's speculation (sidecar.restore.run) compares these listings around its restic.
 """
 
@@ -24,6 +25,7 @@ import http.client
 import ssl
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from lifeboat.contract import ConfigError, parse_repository
@@ -31,6 +33,84 @@ from lifeboat.contract import ConfigError, parse_repository
 
 class ListingUnavailable(Exception):
     """The store could not be listed (not S3, refused, unreachable, unreadable answer)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An S3 answer: status, headers (names in lower case) and the first bytes of the body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def exchange(
+    method: str,
+    endpoint: str,
+    bucket: str,
+    key: str | None,
+    env: Mapping[str, str],
+    *,
+    query: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    region: str | None = None,
+    timeout: float,
+    limit: int = 2_000_000,
+) -> Reply:
+    """One path-style S3 request (`key` None: the bucket itself), signed with AWS Signature V4 from
+    the standard library for `region` (default: `AWS_DEFAULT_REGION` in `env`, else us-east-1).
+    `env` holds the keys (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) and
+    the CA bundle for https (`SSL_CERT_FILE`; the system's otherwise). No retries, no redirects
+    followed. Raises OSError or http.client.HTTPException when the store cannot be reached.
+    Every S3 request Lifeboat makes itself goes through here: these listings, the store probe
+    (sidecar.edges.store) and sidecar.edges.restic's `remove_lock`."""
+    parts = urlsplit(endpoint)
+    path = "/" + quote(bucket, safe="")
+    if key is not None:
+        path += "/" + quote(key, safe="/")
+    canonical_query = "&".join(
+        f"{quote(name, safe='-_.~')}={quote(value, safe='-_.~')}"
+        for name, value in sorted((query or {}).items())
+    )
+    now = dt.datetime.now(dt.UTC)
+    stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    region = region or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+    payload = hashlib.sha256(body).hexdigest()
+    headers = {"host": parts.netloc, "x-amz-content-sha256": payload, "x-amz-date": stamp}
+    if env.get("AWS_SESSION_TOKEN"):
+        headers["x-amz-security-token"] = env["AWS_SESSION_TOKEN"]
+    names = sorted(headers)
+    signed = ";".join(names)
+    canonical = "\n".join(
+        [method, path, canonical_query, *(f"{n}:{headers[n].strip()}" for n in names), "", signed, payload]
+    )
+    scope = f"{day}/{region}/s3/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    secret = ("AWS4" + env.get("AWS_SECRET_ACCESS_KEY", "")).encode()
+    for part in (day, region, "s3", "aws4_request"):
+        secret = hmac.new(secret, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(secret, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={env.get('AWS_ACCESS_KEY_ID', '')}/{scope}, "
+        f"SignedHeaders={signed}, Signature={signature}"
+    )
+    if body or method in ("PUT", "POST"):
+        headers["content-length"] = str(len(body))
+    host = parts.hostname or ""
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=env.get("SSL_CERT_FILE") or None)
+        connection = http.client.HTTPSConnection(host, parts.port, timeout=timeout, context=context)
+    else:
+        connection = http.client.HTTPConnection(host, parts.port, timeout=timeout)
+    try:
+        target = f"{path}?{canonical_query}" if canonical_query else path
+        connection.request(method, target, body=body or None, headers=headers)
+        response = connection.getresponse()
+        answer = {name.lower(): value for name, value in response.getheaders()}
+        return Reply(response.status, answer, response.read(limit))
+    finally:
+        connection.close()
 
 
 def request(
@@ -44,53 +124,9 @@ def request(
     timeout: float,
     limit: int = 2_000_000,
 ) -> tuple[int, bytes]:
-    """One path-style S3 request without a body (`key` None: the bucket itself), signed with AWS
-    Signature V4 from the standard library; returns (status, the first `limit` bytes of the body).
-    Raises OSError or http.client.HTTPException when the store cannot be reached. The only S3
-    requests Lifeboat signs itself: these listings and sidecar.edges.restic's `remove_lock`."""
-    parts = urlsplit(endpoint)
-    path = "/" + quote(bucket, safe="")
-    if key is not None:
-        path += "/" + quote(key, safe="/")
-    canonical_query = "&".join(
-        f"{quote(name, safe='-_.~')}={quote(value, safe='-_.~')}"
-        for name, value in sorted((query or {}).items())
-    )
-    now = dt.datetime.now(dt.UTC)
-    stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
-    region = env.get("AWS_DEFAULT_REGION") or "us-east-1"
-    empty = hashlib.sha256(b"").hexdigest()
-    headers = {"host": parts.netloc, "x-amz-content-sha256": empty, "x-amz-date": stamp}
-    if env.get("AWS_SESSION_TOKEN"):
-        headers["x-amz-security-token"] = env["AWS_SESSION_TOKEN"]
-    names = sorted(headers)
-    signed = ";".join(names)
-    canonical = "\n".join(
-        [method, path, canonical_query, *(f"{n}:{headers[n].strip()}" for n in names), "", signed, empty]
-    )
-    scope = f"{day}/{region}/s3/aws4_request"
-    to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-    secret = ("AWS4" + env.get("AWS_SECRET_ACCESS_KEY", "")).encode()
-    for part in (day, region, "s3", "aws4_request"):
-        secret = hmac.new(secret, part.encode(), hashlib.sha256).digest()
-    signature = hmac.new(secret, to_sign.encode(), hashlib.sha256).hexdigest()
-    headers["authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={env.get('AWS_ACCESS_KEY_ID', '')}/{scope}, "
-        f"SignedHeaders={signed}, Signature={signature}"
-    )
-    host = parts.hostname or ""
-    connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        context = ssl.create_default_context(cafile=env.get("SSL_CERT_FILE") or None)
-        connection = http.client.HTTPSConnection(host, parts.port, timeout=timeout, context=context)
-    else:
-        connection = http.client.HTTPConnection(host, parts.port, timeout=timeout)
-    try:
-        connection.request(method, f"{path}?{canonical_query}" if canonical_query else path, headers=headers)
-        response = connection.getresponse()
-        return response.status, response.read(limit)
-    finally:
-        connection.close()
+    """`exchange` without a body, for (status, body)."""
+    reply = exchange(method, endpoint, bucket, key, env, query=query, timeout=timeout, limit=limit)
+    return reply.status, reply.body
 
 
 def keys(repository: str, env: Mapping[str, str], under: str, *, timeout: float = 10.0) -> frozenset[str]:

@@ -16,23 +16,33 @@ The few writes Lifeboat itself makes outside restic (the backup path's init clai
 an abandoned init left) live here too, beside the listing they depend on. The restore path only reads.
 
 Region: when none is configured the probe signs for `us-east-1`; when S3 answers with the bucket's
-region instead (`x-amz-bucket-region` on a 301 or 400, or `Region` in the error body), botocore's
-S3 region redirector signs for that one and asks once more, and remembers it for the bucket. So AWS
-buckets outside us-east-1 work without configuration (tests/unit/sidecar/test_region.py pins it).
+region instead (`x-amz-bucket-region` on a 301, 307 or 400, or `Region` in the error body), the
+probe signs for that one and asks once more, and remembers it for the bucket, as botocore's region
+redirector does. So AWS buckets outside us-east-1 work without configuration
+(tests/unit/sidecar/test_region.py pins it).
 
-boto3 is imported lazily: the long-running sidecar stays small unless it needs to probe.
+The requests are signed by the standard library (sidecar.edges.listing), not boto3: boto3's import
+and client cost about half a CPU-second, which the restore paid beside `restic restore` on every
+start, and a sidecar that once probed kept boto3 in its memory for good. The CA bundle for https is
+`AWS_CA_BUNDLE` (what docs/stores.md has always said to set), else `SSL_CERT_FILE`, else the
+system's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import http.client
 import json
+import os
 import socket
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from sidecar.edges import listing
 from sidecar.repository import Repository
 
 if TYPE_CHECKING:
@@ -116,51 +126,71 @@ class StoreProbe:
         region: str | None = None,
         timeout: float = 10.0,
         half_init_age: float = HALF_INIT_AGE,
+        ca_bundle: str | None = None,
     ) -> None:
-        self._access_key = access_key
-        self._secret_key = secret_key
+        self._env = {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
+        if ca_bundle:
+            self._env["SSL_CERT_FILE"] = ca_bundle
         self._region = (region or "").strip() or None
         self._timeout = timeout
         self.half_init_age = half_init_age
-        self._clients: dict[str, Any] = {}
+        # the region each bucket named when asked with another one (botocore's redirector's cache)
+        self._regions: dict[tuple[str, str], str] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> StoreProbe:
+    def from_settings(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> StoreProbe:
+        environ = os.environ if environ is None else environ
         return cls(
             settings.aws_access_key_id.get_secret_value(),
             settings.aws_secret_access_key.get_secret_value(),
             region=settings.s3_region,
             timeout=settings.probe_timeout,
+            ca_bundle=environ.get("AWS_CA_BUNDLE") or environ.get("SSL_CERT_FILE") or None,
         )
 
-    def _client(self, endpoint: str) -> Any:
-        if endpoint not in self._clients:
-            import boto3
-            from botocore.config import Config
+    def _call(
+        self,
+        endpoint: str,
+        method: str,
+        bucket: str,
+        key: str | None = None,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: bytes = b"",
+    ) -> listing.Reply:
+        """One request; a 2xx answer is returned, any other raises _Refused (the store said no) or
+        _Unreachable. A redirect to the bucket's own region is followed once and remembered."""
+        where = (endpoint, bucket)
+        region = self._regions.get(where) or self._region or DEFAULT_SIGNING_REGION
+        for _ in range(2):
+            try:
+                reply = listing.exchange(
+                    method,
+                    endpoint,
+                    bucket,
+                    key,
+                    self._env,
+                    query=query,
+                    body=body,
+                    region=region,
+                    timeout=self._timeout,
+                )
+            except (OSError, http.client.HTTPException) as exc:
+                raise _Unreachable(f"{type(exc).__name__}: {exc}") from None
+            if 200 <= reply.status < 300:
+                return reply
+            error = _error(reply)
+            named = _bucket_region(reply, error)
+            if reply.status in (301, 307, 400) and named and named != region:
+                self._regions[where] = region = named
+                continue
+            raise _Refused(error)
+        raise _Refused(error)
 
-            self._clients[endpoint] = boto3.session.Session().client(
-                "s3",
-                endpoint_url=endpoint,
-                aws_access_key_id=self._access_key,
-                aws_secret_access_key=self._secret_key,
-                region_name=self._region or DEFAULT_SIGNING_REGION,
-                config=Config(
-                    connect_timeout=self._timeout,
-                    read_timeout=self._timeout,
-                    retries={"total_max_attempts": 1, "mode": "standard"},
-                    s3={"addressing_style": "path"},
-                    signature_version="s3v4",
-                    # botocore >= 1.36 otherwise sends every PUT over HTTPS as `aws-chunked` with a
-                    # trailing checksum, which many S3-compatible stores refuse (rclone: 411
-                    # MissingContentLength; older Ceph RGW, B2): only when the API requires it
-                    request_checksum_calculation="when_required",
-                    response_checksum_validation="when_required",
-                ),
-            )
-        return self._clients[endpoint]
-
-    def _call(self, endpoint: str, operation: str, **params: Any) -> Any:
-        return getattr(self._client(endpoint), operation)(**params)
+    def _list(self, endpoint: str, bucket: str, **query: str) -> dict[str, Any]:
+        """ListObjectsV2 as a dict shaped like botocore's answer (Contents, CommonPrefixes, ...)."""
+        reply = self._call(endpoint, "GET", bucket, query={"list-type": "2", **query})
+        return _parse_listing(reply)
 
     def probe(self, repository: Repository) -> tuple[StoreState, str]:
         """Classifies the store's answer for `repository`; the text explains it (secret-free)."""
@@ -169,17 +199,12 @@ class StoreProbe:
 
     def survey(self, repository: Repository, *, read_claim: bool = False) -> Survey:
         """The probe's answer with an init's leftovers (and, if asked, the claim's token)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
             return self._survey(repository, read_claim=read_claim)
-        except ClientError as exc:
-            response = dict(exc.response)
-            return Survey(classify_client_error(response), _describe(response))
-        except BotoCoreError as exc:
-            return Survey(StoreState.UNREACHABLE, f"{type(exc).__name__}: {exc}")
-        except OSError as exc:  # pragma: no cover - botocore wraps these, but be sure
-            return Survey(StoreState.UNREACHABLE, f"{type(exc).__name__}: {exc}")
+        except _Refused as exc:
+            return Survey(classify_client_error(exc.response), _describe(exc.response))
+        except _Unreachable as exc:
+            return Survey(StoreState.UNREACHABLE, exc.text)
 
     def _survey(self, repository: Repository, *, read_claim: bool) -> Survey:
         endpoint, bucket = repository.endpoint, repository.bucket
@@ -187,12 +212,10 @@ class StoreProbe:
         exists = Survey(StoreState.REPOSITORY, f"repository found at {repository.url}")
         # `config` is asked for by name first: the top listing below can be truncated, and a prefix
         # with many other objects sorting before it would otherwise hide a real repository
-        config = self._call(endpoint, "list_objects_v2", Bucket=bucket, Prefix=prefix + "config", MaxKeys=10)
+        config = self._list(endpoint, bucket, prefix=prefix + "config", **{"max-keys": "10"})
         if _holds_config(config, prefix):
             return exists
-        top = self._call(
-            endpoint, "list_objects_v2", Bucket=bucket, Prefix=prefix, Delimiter="/", MaxKeys=1000
-        )
+        top = self._list(endpoint, bucket, prefix=prefix, delimiter="/", **{"max-keys": "1000"})
         if _holds_config(top, prefix):  # written between the two listings: a racing init just finished
             return exists
         dirs = {str(p.get("Prefix", ""))[len(prefix) :] for p in top.get("CommonPrefixes", [])}
@@ -209,9 +232,7 @@ class StoreProbe:
         now = _store_time(top)
         found = [(prefix + name, name, item["LastModified"]) for name, item in files.items()]
         for directory in sorted(dirs):
-            listed = self._call(
-                endpoint, "list_objects_v2", Bucket=bucket, Prefix=prefix + directory, MaxKeys=1000
-            )
+            listed = self._list(endpoint, bucket, prefix=prefix + directory, **{"max-keys": "1000"})
             if listed.get("IsTruncated"):
                 return damaged
             now = max(now, _store_time(listed))
@@ -245,16 +266,11 @@ class StoreProbe:
     # -- Lifeboat's own writes: the backup path only ------------------------------------------
 
     def _read_claim(self, repository: Repository) -> str | None:
-        from botocore.exceptions import ClientError
-
         try:
             body = self._call(
-                repository.endpoint,
-                "get_object",
-                Bucket=repository.bucket,
-                Key=_prefix(repository) + INIT_CLAIM,
-            )["Body"].read()
-        except ClientError as exc:
+                repository.endpoint, "GET", repository.bucket, _prefix(repository) + INIT_CLAIM
+            ).body
+        except _Refused as exc:
             if str((exc.response.get("Error") or {}).get("Code")) in ("NoSuchKey", "404"):
                 return None
             raise
@@ -266,13 +282,7 @@ class StoreProbe:
     def put_claim(self, repository: Repository, token: str) -> None:
         """Writes (or overwrites) the init claim. Raises StoreError."""
         body = json.dumps({"token": token, "host": socket.gethostname()}).encode()
-        self._write(
-            repository,
-            "put_object",
-            Bucket=repository.bucket,
-            Key=_prefix(repository) + INIT_CLAIM,
-            Body=body,
-        )
+        self._write(repository, "PUT", _prefix(repository) + INIT_CLAIM, body)
 
     def release_claim(self, repository: Repository) -> None:
         """Deletes the init claim (its holder does, once `init` has run). Raises StoreError."""
@@ -284,18 +294,87 @@ class StoreProbe:
         for key in keys:
             if not key.startswith(prefix):  # pragma: no cover - a programming error, never data
                 raise ValueError(f"{key} is not under {prefix}")
-            self._write(repository, "delete_object", Bucket=repository.bucket, Key=key)
+            self._write(repository, "DELETE", key)
 
-    def _write(self, repository: Repository, operation: str, **params: Any) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
+    def _write(self, repository: Repository, method: str, key: str, body: bytes = b"") -> None:
         try:
-            self._call(repository.endpoint, operation, **params)
-        except ClientError as exc:
-            response = dict(exc.response)
-            raise StoreError(classify_client_error(response), _describe(response)) from None
-        except (BotoCoreError, OSError) as exc:
-            raise StoreError(StoreState.UNREACHABLE, f"{type(exc).__name__}: {exc}") from None
+            self._call(repository.endpoint, method, repository.bucket, key, body=body)
+        except _Refused as exc:
+            raise StoreError(classify_client_error(exc.response), _describe(exc.response)) from None
+        except _Unreachable as exc:
+            raise StoreError(StoreState.UNREACHABLE, exc.text) from None
+
+
+class _Refused(Exception):
+    """The store answered with an error; `response` is shaped like botocore's error response."""
+
+    def __init__(self, response: dict[str, Any]) -> None:
+        super().__init__(_describe(response))
+        self.response = response
+
+
+class _Unreachable(Exception):
+    """No answer: refused connection, timeout, TLS failure, a broken reply."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def _xml(body: bytes) -> tuple[ET.Element, str] | None:
+    """The document's root and its namespace prefix (`{...}` or empty); None when not XML."""
+    try:
+        root = ET.fromstring(body)  # noqa: S314 - the configured store; expat >= 2.4 caps entity expansion
+    except ET.ParseError:
+        return None
+    return root, root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+
+
+def _error(reply: listing.Reply) -> dict[str, Any]:
+    """An error answer as botocore shapes it: Error.Code/Message (the status when no XML body,
+    as for a HEAD or a proxy's page), ResponseMetadata.HTTPStatusCode and HTTPHeaders."""
+    code, message, region = str(reply.status), "", ""
+    parsed = _xml(reply.body)
+    if parsed is not None:
+        root, ns = parsed
+        code = (root.findtext(f"{ns}Code") or code).strip()
+        message = (root.findtext(f"{ns}Message") or "").strip()
+        region = (root.findtext(f"{ns}Region") or "").strip()
+    error = {"Code": code, "Message": message[:300]}
+    if region:
+        error["Region"] = region
+    return {
+        "Error": error,
+        "ResponseMetadata": {"HTTPStatusCode": reply.status, "HTTPHeaders": dict(reply.headers)},
+    }
+
+
+def _bucket_region(reply: listing.Reply, error: dict[str, Any]) -> str:
+    """The region S3 names for the bucket in a redirect or a wrong-region answer, if any."""
+    return str(reply.headers.get("x-amz-bucket-region") or error["Error"].get("Region") or "").strip()
+
+
+def _parse_listing(reply: listing.Reply) -> dict[str, Any]:
+    """A ListObjectsV2 answer as botocore returns it (the fields the probe reads); a 2xx that is
+    not a listing is the store answering wrongly: unreachable, never "empty"."""
+    parsed = _xml(reply.body)
+    if parsed is None or not parsed[0].tag.endswith("ListBucketResult"):
+        raise _Unreachable(f"S3 answered {reply.status} with something that is not a listing")
+    root, ns = parsed
+    contents = [
+        {"Key": item.findtext(f"{ns}Key") or "", "LastModified": item.findtext(f"{ns}LastModified") or ""}
+        for item in root.iter(f"{ns}Contents")
+    ]
+    prefixes = [{"Prefix": item.findtext(f"{ns}Prefix") or ""} for item in root.iter(f"{ns}CommonPrefixes")]
+    answer: dict[str, Any] = {
+        "IsTruncated": (root.findtext(f"{ns}IsTruncated") or "").strip().lower() == "true",
+        "ResponseMetadata": {"HTTPStatusCode": reply.status, "HTTPHeaders": dict(reply.headers)},
+    }
+    if contents:
+        answer["Contents"] = contents
+    if prefixes:
+        answer["CommonPrefixes"] = prefixes
+    return answer
 
 
 def _prefix(repository: Repository) -> str:

@@ -273,8 +273,8 @@ def ask_store(
     """The store's answer for one repository: the probe, then restic for the snapshot list.
 
     With `overlap` (a volume's first attempt) both run side by side: `restic snapshots` (its key
-    derivation is most of its half second) starts first, the S3 probe (boto3's import is most of
-    its time) runs meanwhile, and restic's answer counts only when the probe positively finds a
+    derivation is most of its half second) starts first, the S3 probe (two signed listings,
+    milliseconds) runs meanwhile, and restic's answer counts only when the probe positively finds a
     repository; on any other probe answer restic is stopped at once (a dead endpoint keeps restic
     retrying for minutes). Retries ask in turn: a probe is then milliseconds, and a store that is
     down costs no restic start per attempt. The listing takes no lock and writes nothing."""
