@@ -58,6 +58,13 @@ def main() -> int:
     parser.add_argument(
         "--ab", action="store_true", help="also time `lifeboat restore` without the speculative restore"
     )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also time, in each round, `lifeboat restore` from another checkout (e.g. a `git worktree` of "
+        "the previous commit): before and after in one run",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="lifeboat-bench-restore-"))
@@ -99,6 +106,8 @@ def main() -> int:
         lifeboat_cpu: list[float] = []
         speculations: list[str] = []
         without_times: list[float] = []
+        against_times: list[float] = []
+        against_cpu: list[float] = []
         for round_no in range(args.rounds):
             for times, flush in ((raw_times, False), (synced_times, True)):
                 target = work / f"raw-{round_no}"
@@ -152,6 +161,26 @@ def main() -> int:
                 assert describe(volume) == expected, "restored tree differs"
                 shutil.rmtree(volume)
                 shutil.rmtree(work / "cache-run")
+            if args.against:  # the same restore, the other checkout's code (measurement only)
+                volume.mkdir()
+                os.sync()
+                cpu = _children_cpu()
+                started = time.monotonic()
+                code = (
+                    f"import sys; sys.path.insert(0, {str(args.against.resolve())!r}); "
+                    "from lifeboat import cli; sys.exit(cli.main(sys.argv[1:]))"
+                )
+                subprocess.run(
+                    [sys.executable, "-c", code, "restore", "--volume", f"data={volume}"],
+                    env={**env, "RESTIC_CACHE_DIR": str(work / "cache-run")},
+                    check=True,
+                    capture_output=True,
+                )
+                against_times.append(time.monotonic() - started)
+                against_cpu.append(_children_cpu() - cpu)
+                assert describe(volume) == expected, "restored tree differs"
+                shutil.rmtree(volume)
+                shutil.rmtree(work / "cache-run")
         raw, synced = statistics.median(raw_times), statistics.median(synced_times)
         ours = statistics.median(lifeboat_times)
         print(f"dataset: {args.mib} MiB in {max(1, args.mib // 50)} files + {args.small_files} x 2 KiB files")
@@ -163,6 +192,11 @@ def main() -> int:
             print(
                 f"lifeboat, no speculation    median {statistics.median(without_times):.2f}s  "
                 f"{[round(t, 2) for t in without_times]}"
+            )
+        if against_times:
+            print(
+                f"lifeboat from {args.against}  median {statistics.median(against_times):.2f}s  "
+                f"{[round(t, 2) for t in against_times]}; CPU median {statistics.median(against_cpu):.2f}s"
             )
         print(f"lifeboat vs raw             {ours / raw:.2f}x  (+{ours - raw:.2f}s)")
         print(f"lifeboat vs raw + sync      {ours / synced:.2f}x  (+{ours - synced:.2f}s)")
