@@ -130,57 +130,19 @@ def main() -> int:
                 shutil.rmtree(work / "cache-run")
 
             volume = work / f"vol-{round_no}"
-            volume.mkdir()
-            os.sync()
-            cpu = _children_cpu()
-            started = time.monotonic()
-            done = subprocess.run(
-                [BIN / "lifeboat", "restore", "--volume", f"data={volume}"],
-                env={**env, "RESTIC_CACHE_DIR": str(work / "cache-run")},
-                check=True,
-                capture_output=True,
-                text=True,
+
+            into = (volume, env, work, expected)
+            speculations.append(
+                _speculation(_timed_restore([BIN / "lifeboat"], *into, lifeboat_times, lifeboat_cpu))
             )
-            lifeboat_times.append(time.monotonic() - started)
-            lifeboat_cpu.append(_children_cpu() - cpu)
-            speculations.append(_speculation(done.stderr))
-            assert describe(volume) == expected, "restored tree differs"
-            shutil.rmtree(volume)
-            shutil.rmtree(work / "cache-run")
             if args.ab:  # the same restore with the speculation switched off (measurement only)
-                volume.mkdir()
-                os.sync()
-                started = time.monotonic()
-                subprocess.run(
-                    [sys.executable, "-c", _WITHOUT_SPECULATION, "restore", "--volume", f"data={volume}"],
-                    env={**env, "RESTIC_CACHE_DIR": str(work / "cache-run")},
-                    check=True,
-                    capture_output=True,
-                )
-                without_times.append(time.monotonic() - started)
-                assert describe(volume) == expected, "restored tree differs"
-                shutil.rmtree(volume)
-                shutil.rmtree(work / "cache-run")
+                _timed_restore([sys.executable, "-c", _WITHOUT_SPECULATION], *into, without_times)
             if args.against:  # the same restore, the other checkout's code (measurement only)
-                volume.mkdir()
-                os.sync()
-                cpu = _children_cpu()
-                started = time.monotonic()
                 code = (
                     f"import sys; sys.path.insert(0, {str(args.against.resolve())!r}); "
                     "from lifeboat import cli; sys.exit(cli.main(sys.argv[1:]))"
                 )
-                subprocess.run(
-                    [sys.executable, "-c", code, "restore", "--volume", f"data={volume}"],
-                    env={**env, "RESTIC_CACHE_DIR": str(work / "cache-run")},
-                    check=True,
-                    capture_output=True,
-                )
-                against_times.append(time.monotonic() - started)
-                against_cpu.append(_children_cpu() - cpu)
-                assert describe(volume) == expected, "restored tree differs"
-                shutil.rmtree(volume)
-                shutil.rmtree(work / "cache-run")
+                _timed_restore([sys.executable, "-c", code], *into, against_times, against_cpu)
         raw, synced = statistics.median(raw_times), statistics.median(synced_times)
         ours = statistics.median(lifeboat_times)
         print(f"dataset: {args.mib} MiB in {max(1, args.mib // 50)} files + {args.small_files} x 2 KiB files")
@@ -211,6 +173,37 @@ def main() -> int:
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _timed_restore(
+    argv: list[str | Path],
+    volume: Path,
+    env: dict[str, str],
+    work: Path,
+    expected: object,
+    times: list[float],
+    cpus: list[float] | None = None,
+) -> str:
+    """`argv restore` into the empty `volume`, from a clean page cache and an empty restic cache:
+    appends its wall (and CPU) seconds, checks the tree equals `expected`, cleans up; its stderr."""
+    volume.mkdir()
+    os.sync()
+    cpu = _children_cpu()
+    started = time.monotonic()
+    done = subprocess.run(
+        [*argv, "restore", "--volume", f"data={volume}"],
+        env={**env, "RESTIC_CACHE_DIR": str(work / "cache-run")},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    times.append(time.monotonic() - started)
+    if cpus is not None:
+        cpus.append(_children_cpu() - cpu)
+    assert describe(volume) == expected, "restored tree differs"
+    shutil.rmtree(volume)
+    shutil.rmtree(work / "cache-run")
+    return done.stderr
 
 
 def _speculation(stderr: str) -> str:

@@ -10,7 +10,7 @@ removes the old file and, for a tag, writes a new one under a new id). So "the s
 the ids I know" means the repository's snapshots are exactly the ones known, byte for byte.
 
 One GET per 1000 snapshots, signed with AWS Signature V4 from the standard library (no process
-of the runtime imports boto3), path-style; `exchange` also serves the store probe
+of the runtime imports boto3), path-style; `request` also serves the store probe
 (sidecar.edges.store) and the lock removal in sidecar.edges.restic. Any failure of a listing raises
 ListingUnavailable; callers then ask restic, as before.
 The restore's speculation (sidecar.restore.run) compares these listings around its restic.
@@ -44,7 +44,7 @@ class Reply:
     body: bytes
 
 
-def exchange(
+def request(
     method: str,
     endpoint: str,
     bucket: str,
@@ -113,20 +113,10 @@ def exchange(
         connection.close()
 
 
-def request(
-    method: str,
-    endpoint: str,
-    bucket: str,
-    key: str | None,
-    env: Mapping[str, str],
-    *,
-    query: Mapping[str, str] | None = None,
-    timeout: float,
-    limit: int = 2_000_000,
-) -> tuple[int, bytes]:
-    """`exchange` without a body, for (status, body)."""
-    reply = exchange(method, endpoint, bucket, key, env, query=query, timeout=timeout, limit=limit)
-    return reply.status, reply.body
+def document(body: bytes) -> tuple[ET.Element, str]:
+    """An S3 XML answer's root and its namespace prefix (`{...}` or empty). Raises ET.ParseError."""
+    root = ET.fromstring(body)  # noqa: S314 - the configured store; expat >= 2.4 caps entity expansion
+    return root, root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
 
 
 def keys(repository: str, env: Mapping[str, str], under: str, *, timeout: float = 10.0) -> frozenset[str]:
@@ -145,18 +135,15 @@ def keys(repository: str, env: Mapping[str, str], under: str, *, timeout: float 
         if token:
             query["continuation-token"] = token
         try:
-            status, body = request(
-                "GET", where.endpoint, where.bucket, None, env, query=query, timeout=timeout
-            )
+            reply = request("GET", where.endpoint, where.bucket, None, env, query=query, timeout=timeout)
         except (OSError, http.client.HTTPException) as exc:
             raise ListingUnavailable(f"{type(exc).__name__}: {exc}") from None
-        if status != 200:
-            raise ListingUnavailable(f"S3 answered {status}")
+        if reply.status != 200:
+            raise ListingUnavailable(f"S3 answered {reply.status}")
         try:
-            root = ET.fromstring(body)  # noqa: S314 - the configured store; expat >= 2.4 caps entity expansion
+            root, ns = document(reply.body)
         except ET.ParseError as exc:
             raise ListingUnavailable(f"unreadable listing: {exc}") from None
-        ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
         for item in root.iter(f"{ns}Contents"):
             key = item.findtext(f"{ns}Key") or ""
             if key.startswith(base):

@@ -664,15 +664,15 @@ class Restic:
             raise ResticError("unlock", Failure.FATAL, None, str(exc)) from None
         key = f"{where.key_prefix.strip('/')}/locks/{lock_id}"
         try:
-            status, body = listing.request(
+            reply = listing.request(
                 "DELETE", where.endpoint, where.bucket, key, self.env, timeout=timeout, limit=2000
             )
         except (OSError, http.client.HTTPException) as exc:
             message = self.redact(f"deleting lock {lock_id[:8]}: {type(exc).__name__}: {exc}")
             raise ResticError("unlock", Failure.FATAL, None, message) from None
-        if status not in (200, 204, 404):
-            text = body[:300].decode("utf-8", "replace")
-            message = self.redact(f"deleting lock {lock_id[:8]}: S3 answered {status}: {text}")
+        if reply.status not in (200, 204, 404):
+            text = reply.body[:300].decode("utf-8", "replace")
+            message = self.redact(f"deleting lock {lock_id[:8]}: S3 answered {reply.status}: {text}")
             raise ResticError("unlock", Failure.FATAL, None, message)
 
     def snapshot_files(self, *, timeout: float = 10.0) -> frozenset[str]:

@@ -164,7 +164,7 @@ class StoreProbe:
         region = self._regions.get(where) or self._region or DEFAULT_SIGNING_REGION
         for _ in range(2):
             try:
-                reply = listing.exchange(
+                reply = listing.request(
                     method,
                     endpoint,
                     bucket,
@@ -322,12 +322,11 @@ class _Unreachable(Exception):
 
 
 def _xml(body: bytes) -> tuple[ET.Element, str] | None:
-    """The document's root and its namespace prefix (`{...}` or empty); None when not XML."""
+    """The document's root and its namespace prefix; None when the body is not XML."""
     try:
-        root = ET.fromstring(body)  # noqa: S314 - the configured store; expat >= 2.4 caps entity expansion
+        return listing.document(body)
     except ET.ParseError:
         return None
-    return root, root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
 
 
 def _error(reply: listing.Reply) -> dict[str, Any]:
