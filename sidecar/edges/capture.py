@@ -158,6 +158,8 @@ def capture(
         sys.executable,
         "-m",
         "sidecar.edges.sqlite",
+        "--parent",
+        str(os.getpid()),
         "capture",
         str(volume),
         str(staging),

@@ -142,19 +142,23 @@ def integrity_check(path: Path, *, max_errors: int = 20) -> list[str]:
     return [] if messages == ["ok"] else messages
 
 
-def _die_with_parent() -> None:
-    """A capture outliving its backup (kill -9) would write into staging the next backup uses."""
-    parent = os.getppid()
+def _die_with_parent(parent: int | None) -> None:
+    """A capture outliving its backup (kill -9) would write into staging the next backup uses.
+
+    The parent names itself (`--parent`): a parent killed while this interpreter was still starting,
+    before it could ask for the signal, is then seen as gone, not mistaken for the reaper.
+    """
+    expected = parent or os.getppid()
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before the request took effect
+    if os.getppid() != expected:  # the parent died before the request took effect
         sys.exit(1)
 
 
 def _main(argv: list[str]) -> int:
-    _die_with_parent()
     parser = argparse.ArgumentParser(prog="python -m sidecar.edges.sqlite")
+    parser.add_argument("--parent", type=int, help="the pid of the backup that started this capture")
     sub = parser.add_subparsers(dest="command", required=True)
     cap = sub.add_parser("capture", help="capture the databases named on stdin (JSON list, relative to ROOT)")
     cap.add_argument("root", type=Path)
@@ -163,6 +167,7 @@ def _main(argv: list[str]) -> int:
     check = sub.add_parser("check", help="integrity_check the databases named on stdin (JSON list)")
     check.add_argument("root", type=Path)
     args = parser.parse_args(argv)
+    _die_with_parent(args.parent)
     # paths come on stdin, not argv: any file name is a path (even "-x"), none is an option
     names = [str(name) for name in json.load(sys.stdin)]
     if args.command == "capture":
