@@ -7,15 +7,17 @@ Whatever it finds, it leaves the repository exactly as it was: the same objects,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+import psutil
 
 from sidecar.daemon.main import Sidecar, job_specs
 from sidecar.settings import VolumeSpec, parse_volumes
@@ -200,7 +202,10 @@ def test_kill_9_during_a_drill_leaves_scratch_that_the_next_start_empties(
     deadline = time.monotonic() + 60
     while not any(tree.rglob("*.bin")) and time.monotonic() < deadline:
         time.sleep(0.02)
-    os.killpg(child.pid, signal.SIGKILL)
+    # the sidecar container's end: every process of it dies at once, restic (its own session) too
+    for process in [*psutil.Process(child.pid).children(recursive=True), psutil.Process(child.pid)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
     child.wait()
     assert any(tree.rglob("*.bin"))  # killed mid-restore: its files are left behind
 

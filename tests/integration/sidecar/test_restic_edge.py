@@ -3,6 +3,7 @@ clean cancellation, and secrets kept out of every process listing."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from sidecar.edges.restic import Failure, Restic, ResticError
@@ -100,17 +102,14 @@ def test_sigterm_to_lifeboat_backup_becomes_a_clean_restic_cancel_and_secrets_st
     proc = subprocess.Popen(
         [LIFEBOAT, "backup", "--volume", f"data={source}"], env=env, stderr=subprocess.PIPE, text=True
     )
-    listings = []
+    listings: list[str] = []
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not any("restic" in c for c in listings):
-        for pid in os.listdir("/proc"):
-            if pid.isdigit():
-                try:
-                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-                except OSError:
-                    continue
-                if "backup" in cmdline and ("restic" in cmdline or "lifeboat" in cmdline):
-                    listings.append(cmdline)
+    while time.monotonic() < deadline and not any("restic" in c and "backup" in c for c in listings):
+        # this backup's own processes only: other tests run restic backups in parallel
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for process in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    listings.append(" ".join(process.cmdline()))
         time.sleep(0.1)
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
