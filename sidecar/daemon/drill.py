@@ -146,6 +146,9 @@ class Drills:
                     self._stop(proc)
                     out, err = proc.communicate()
                     break
+        if proc.returncode < 0:  # killed (the OOM killer picks one process): its restic goes too
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
         if stopped == "cancelled":
             return DrillReport(result="cancelled", reason="the sidecar is stopping")
         if stopped == "timeout":

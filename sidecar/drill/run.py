@@ -127,6 +127,7 @@ def drill(job: Mapping[str, Any]) -> DrillReport:
         binary=job.get("binary", "restic"),
         timeout=float(job.get("timeout", 3600)),
         lock_retry=0,
+        own_session=False,  # the sidecar stops this child's process group: restic goes with it
     )
     empty(scratch)
     scratch.mkdir(parents=True, mode=0o700)

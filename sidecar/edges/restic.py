@@ -221,6 +221,10 @@ class Restic:
     # once per `retry_report_interval` seconds per restic process (sidecar.backend_retries).
     on_retry: Callable[[str, int], None] | None = None
     retry_report_interval: float = 60.0
+    # restic in a session of its own: a SIGTERM to our group is ours to translate (a clean cancel).
+    # False in a child process that exists only to run restic (the drill): stopping that child's
+    # group must stop restic with it, or a restore would go on writing into scratch as an orphan.
+    own_session: bool = True
 
     # -- the one place a process is started --------------------------------------------------
 
@@ -260,7 +264,7 @@ class Restic:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                start_new_session=True,  # our SIGTERM is ours to translate, not restic's to get
+                start_new_session=self.own_session,
             )
         except FileNotFoundError:
             raise ResticError(command, Failure.NOT_INSTALLED, None, f"{self.binary} not found") from None

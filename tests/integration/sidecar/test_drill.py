@@ -7,9 +7,9 @@ Whatever it finds, it leaves the repository exactly as it was: the same objects,
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -171,6 +171,14 @@ def test_a_drill_with_no_snapshot_yet_is_skipped_and_proves_nothing(seaweed: Sto
     assert seaweed.keys() == []  # the drill created no repository
 
 
+def _running(process: psutil.Process) -> bool:
+    """Alive and not a zombie (an orphan's exit is reaped by whoever adopts it, maybe late)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_kill_9_during_a_drill_leaves_scratch_that_the_next_start_empties(
     seaweed: Store, tmp_path: Path
 ) -> None:
@@ -202,12 +210,17 @@ def test_kill_9_during_a_drill_leaves_scratch_that_the_next_start_empties(
     deadline = time.monotonic() + 60
     while not any(tree.rglob("*.bin")) and time.monotonic() < deadline:
         time.sleep(0.02)
-    # the sidecar container's end: every process of it dies at once, restic (its own session) too
-    for process in [*psutil.Process(child.pid).children(recursive=True), psutil.Process(child.pid)]:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
+    restics = psutil.Process(child.pid).children()
+    for restic in restics:  # held still: only a kill can end it now, not the restore finishing
+        restic.suspend()
+    os.killpg(child.pid, signal.SIGKILL)  # the drill's process group, as the sidecar stops it
     child.wait()
     assert any(tree.rglob("*.bin"))  # killed mid-restore: its files are left behind
+    _, alive = psutil.wait_procs(restics, timeout=5)
+    running = [p for p in alive if _running(p)]
+    for orphan in running:
+        orphan.kill()
+    assert not running, "restic outlived the drill's group: it would go on writing into scratch"
 
     sidecar(seaweed, tmp_path, volume)  # the next start
 
