@@ -113,7 +113,11 @@ def main() -> None:
     print(f"process: {cmdline}")
     made = "created by the sidecar" if args.new_repositories else "created beforehand"
     print(f"volumes: {args.volumes} (repositories {made}), idle for {args.seconds} s, /metrics every 15 s")
-    print(f"RSS median {sorted(samples)[len(samples) // 2] / mib:.1f} MiB, peak {peak / mib:.1f} MiB")
+    median = sorted(samples)[len(samples) // 2]
+    print(
+        f"RSS median {median / mib:.1f} MiB ({median // 1024} KiB),"
+        f" peak {peak / mib:.1f} MiB ({peak // 1024} KiB)"
+    )
     print(f"CPU {cpu:.2f} s over {args.seconds} s ({100 * cpu / args.seconds:.2f}% of one core)")
 
 
