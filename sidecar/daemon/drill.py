@@ -146,7 +146,9 @@ class Drills:
                     self._stop(proc)
                     out, err = proc.communicate()
                     break
-        if proc.returncode < 0:  # killed (the OOM killer picks one process): its restic goes too
+        # stopped, or killed alone (the OOM killer picks one process): restic may outlive the
+        # drill process, so the group goes, whoever is left in it
+        if stopped or proc.returncode < 0:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
         if stopped == "cancelled":
@@ -175,6 +177,3 @@ class Drills:
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-        # restic may outlive its parent for a moment: the group goes, whoever is left in it
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
