@@ -28,6 +28,7 @@ from sidecar.restore.decision import Action, Decision, Pin
 from sidecar.restore.run import Outcome, restore_once
 from sidecar.settings import Settings, load_settings, parse_volumes, restic_for
 from tests.conftest import ACCESS_KEY, SECRET_KEY, Store
+from tests.support import processes
 from tests.support.lifeboat_cli import restic, snapshots
 
 pytestmark = pytest.mark.s3
@@ -98,19 +99,9 @@ def _speculations(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     return [r.fields for r in caplog.records if getattr(r, "event", None) == "restore.speculation"]  # type: ignore[attr-defined]
 
 
-def _restic_processes_on(path: Path) -> list[str]:
+def _restic_processes_on(path: Path) -> list[list[str]]:
     """restic processes whose command line names `path` (the speculative restore's target)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"restic") and any(str(path).encode() in part for part in argv):
-            found.append(b" ".join(argv).decode(errors="replace"))
-    return found
+    return [cmdline for cmdline in processes.naming(path) if cmdline and cmdline[0].endswith("restic")]
 
 
 @pytest.fixture(autouse=True)

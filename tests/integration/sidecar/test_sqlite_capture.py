@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from devtools import sqlite_app
@@ -25,6 +24,7 @@ from sidecar.edges import capture
 from sidecar.edges.restic import Restic
 from sidecar.runtime import VolumeTarget
 from tests.conftest import RESTIC, Store
+from tests.support import processes
 from tests.support.lifeboat_cli import LIFEBOAT, lifeboat, restic, snapshots
 
 pytestmark = pytest.mark.s3
@@ -192,19 +192,12 @@ def test_kill_9_during_a_capture_leaves_the_volume_untouched_and_the_next_backup
     assert not any(staging.glob("*"))  # the killed run's staging too
 
 
-def _captures_writing_into(staging: Path, *, within: float) -> list[str]:
-    """This test's capture processes still alive after `within` seconds (other tests' run in parallel)."""
+def _captures_writing_into(staging: Path, *, within: float) -> list[list[str]]:
+    """This test's processes naming its staging still alive after `within` seconds."""
     deadline = time.monotonic() + within
-    while True:
-        alive = []
-        for process in psutil.process_iter(["cmdline", "status"]):
-            cmdline = process.info["cmdline"] or []
-            ours = any(arg.startswith(f"{staging}/") for arg in cmdline)
-            if ours and process.info["status"] != psutil.STATUS_ZOMBIE:
-                alive.append(" ".join(cmdline))
-        if not alive or time.monotonic() > deadline:
-            return alive
+    while (alive := processes.naming(staging)) and time.monotonic() < deadline:
         time.sleep(0.1)
+    return alive
 
 
 def test_a_live_postgres_data_directory_is_reported_as_not_consistent(seaweed: Store, tmp_path: Path) -> None:
